@@ -1,0 +1,1 @@
+"""Readers and writers: image folders + manifest, insightface RecordIO, benchmark .bin files, shards."""

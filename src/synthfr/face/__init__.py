@@ -1,0 +1,1 @@
+"""Face tools: detection and landmarks, five-point alignment, embedders."""

@@ -1,0 +1,1 @@
+"""FR models: backbones (registry ``backbone``) and margin heads (registry ``head``). Never imports data."""

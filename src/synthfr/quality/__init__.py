@@ -1,0 +1,16 @@
+"""Dataset-quality metrics on labelled embeddings (separability, consistency, EER, leakage).
+
+Registry kind ``metric``; one module per component. Contract: metric(embeddings float32 N×D unit, labels int N, **options) -> dict of plain floats/lists.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from synthfr.registry import Registry
+
+REGISTRY = Registry("metric", package=__name__)
+
+
+def create_metric(name: str, **kwargs: Any) -> Any:
+    """Create the registered metric ``name``."""
+    return REGISTRY.create(name, **kwargs)

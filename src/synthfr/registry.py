@@ -1,0 +1,140 @@
+"""One generic component registry, used once per stage (timm-style ``register``/``create``/``list``).
+
+Every stage package creates exactly one :class:`Registry` in its ``__init__``; each component lives in its
+own module inside that package and registers itself with a decorator::
+
+    from synthfr.samplers import SAMPLERS
+
+    @SAMPLERS.register("uniform")
+    class UniformSampler: ...
+
+A registry imports every module of its package the first time it is asked for a name, so adding a component
+means adding one file. Modules must keep heavy optional imports (diffusers, onnxruntime, faiss) inside the
+functions that need them, so that discovery stays cheap and never fails for a missing extra.
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+import pkgutil
+from typing import Any, Callable, Iterable
+
+__all__ = ["Registry", "all_registries", "get_registry", "KINDS"]
+
+#: kind -> module that owns the registry of that kind (the registry object is that module's ``REGISTRY``).
+KINDS: dict[str, str] = {
+    "embedder": "synthfr.face.embedders",
+    "sampler": "synthfr.samplers",
+    "variation": "synthfr.variations",
+    "generator": "synthfr.generators",
+    "backbone": "synthfr.models.backbones",
+    "head": "synthfr.models.heads",
+    "metric": "synthfr.quality",
+}
+
+
+class Registry:
+    """A name -> component table for one kind of component.
+
+    Args:
+        kind: singular name of the kind ("sampler"), used in messages and by ``synthfr list``.
+        package: dotted name of the package whose modules register into this registry; they are
+            imported lazily on first lookup. ``None`` disables discovery.
+    """
+
+    def __init__(self, kind: str, package: str | None = None):
+        self.kind = kind
+        self.package = package
+        self._entries: dict[str, Any] = {}
+        self._aliases: dict[str, str] = {}
+        self._discovered = package is None
+
+    # -- registration -------------------------------------------------------------------------------
+    def register(self, name: str | None = None, *, aliases: Iterable[str] = (), overwrite: bool = False
+                 ) -> Callable[[Any], Any]:
+        """Decorator that registers a class or factory function under ``name`` (default: its ``__name__``)."""
+
+        def deco(obj: Any) -> Any:
+            key = name or obj.__name__
+            if key in self._entries and not overwrite and self._entries[key] is not obj:
+                raise ValueError(f"{self.kind} {key!r} is already registered by {self._entries[key]!r}")
+            self._entries[key] = obj
+            for a in aliases:
+                self._aliases[a] = key
+            try:
+                obj.registry_name = key
+            except (AttributeError, TypeError):  # builtins or slotted objects
+                pass
+            return obj
+
+        return deco
+
+    # -- lookup -------------------------------------------------------------------------------------
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        pkg = importlib.import_module(self.package)
+        for info in pkgutil.iter_modules(pkg.__path__, prefix=pkg.__name__ + "."):
+            if info.name.rsplit(".", 1)[-1].startswith("_"):
+                continue
+            importlib.import_module(info.name)
+
+    def get(self, name: str) -> Any:
+        """Return the registered object (class or factory) for ``name``."""
+        self._discover()
+        key = self._aliases.get(name, name)
+        if key not in self._entries:
+            close = [n for n in self._entries if name.lower() in n.lower() or n.lower() in name.lower()]
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise KeyError(
+                f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: {', '.join(sorted(self._entries))}. "
+                f"Run `synthfr list {self.kind}` to see them with descriptions."
+            )
+        return self._entries[key]
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Instantiate (or call) the component ``name`` with ``kwargs``."""
+        return self.get(name)(**kwargs)
+
+    def list(self, pattern: str = "*") -> list[str]:
+        """Sorted registered names matching a shell-style ``pattern``."""
+        self._discover()
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+
+    def describe(self, name: str) -> str:
+        """First line of the component's docstring."""
+        doc = inspect.getdoc(self.get(name)) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def __contains__(self, name: str) -> bool:
+        self._discover()
+        return name in self._entries or name in self._aliases
+
+    def __iter__(self):
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        self._discover()
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self._entries)} entries)"
+
+
+def get_registry(kind: str) -> Registry:
+    """The registry of one kind ("sampler", "generator", ...)."""
+    if kind not in KINDS:
+        # accept plurals: `synthfr list samplers`
+        if kind.endswith("s") and kind[:-1] in KINDS:
+            kind = kind[:-1]
+        else:
+            raise KeyError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")
+    module = importlib.import_module(KINDS[kind])
+    return module.REGISTRY
+
+
+def all_registries() -> dict[str, Registry]:
+    """Every stage registry, keyed by kind."""
+    return {k: get_registry(k) for k in KINDS}

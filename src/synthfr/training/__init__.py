@@ -1,0 +1,1 @@
+"""FR training: one readable loop, augmentations, mixups, distributed helpers."""

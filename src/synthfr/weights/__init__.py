@@ -1,0 +1,1 @@
+"""Built-in weights shipped with the package (safetensors + model cards)."""
