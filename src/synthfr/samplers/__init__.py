@@ -1,6 +1,12 @@
-"""Identity samplers
+"""Identity samplers (registry kind ``sampler``; one module per component).
 
-Registry kind ``sampler``; one module per component. Contract:  unit identity vectors N×D on the hypersphere.:sample(n, *, dim=None, gallery=None, seed) -> (float32 n×D unit vectors, stats dict).
+Contract: ``create_sampler(name, **config).sample(n, *, dim=None, gallery=None, seed=0) -> (float32 n×D unit
+vectors, stats dict)``. Samplers work in a *standardised* embedding space (:mod:`synthfr.spaces`);
+:func:`sample_identities` (what ``synthfr sample`` calls) standardises a gallery, samples, checks the result
+exactly and maps the vectors back to the embedder's own space.
+
+Registered: ``uniform``, ``vec2face``, ``hyperface-alg1``, ``hyperface-alg2``, ``hyperface`` (synthfr's fast
+packer with a scalable mode), ``vigface``.
 """
 from __future__ import annotations
 
@@ -12,5 +18,10 @@ REGISTRY = Registry("sampler", package=__name__)
 
 
 def create_sampler(name: str, **kwargs: Any) -> Any:
-    """Create the registered sampler ``name``."""
+    """Create the registered sampler ``name`` (keyword arguments = fields of its config dataclass)."""
     return REGISTRY.create(name, **kwargs)
+
+
+from synthfr.samplers._api import sample_identities, sample_stats  # noqa: E402
+
+__all__ = ["REGISTRY", "create_sampler", "sample_identities", "sample_stats"]

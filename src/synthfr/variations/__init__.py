@@ -1,6 +1,12 @@
-"""Intra-class variations
+"""Intra-class variations (registry kind ``variation``; one module per component).
 
-Registry kind ``variation``; one module per component. Contract:  per-image condition vectors from identity vectors.:(identity_vectors, images_per_id, seed) -> condition vectors + per-image labels (soft labels as (id_a, id_b, weight_a)).
+Contract: ``variation(identity_vectors N×D, images_per_id K, seed) -> VariationResult`` with per-image condition
+vectors (``N*K×D`` float32 unit; row ``i*K + k`` is image ``k`` of identity ``i``) and per-image labels
+(``identity``, ``index``, ``params`` dicts, ``soft_label`` = ``(id_a, id_b, weight_a)`` or None).
+``variation.apply_to(identity_vectors, identity_indices, K, seed)`` produces only some identities; image
+``(i, k)`` depends only on ``(seed, i, k)`` (and the full identity matrix for mixup partners), so sharded or
+resumed generation gets exactly the same conditions. Variations work in the standardised embedding space
+(:mod:`synthfr.spaces`), like the samplers; map results back with ``EmbeddingSpace.from_standard``.
 """
 from __future__ import annotations
 
@@ -9,6 +15,10 @@ from typing import Any
 from synthfr.registry import Registry
 
 REGISTRY = Registry("variation", package=__name__)
+
+from synthfr.variations._base import Variation, VariationResult  # noqa: E402
+
+__all__ = ["REGISTRY", "Variation", "VariationResult", "create_variation"]
 
 
 def create_variation(name: str, **kwargs: Any) -> Any:

@@ -1,0 +1,502 @@
+"""insightface / MXNet RecordIO (``.rec`` + ``.idx``), read and written without mxnet.
+
+The format (dmlc-core ``recordio.h`` and ``mxnet.recordio``), byte for byte:
+
+* A ``.rec`` file is a sequence of records. Each record is ``uint32 magic = 0xced7230a``, ``uint32 lrecord``
+  (little endian), the payload, then zero padding to a multiple of 4 bytes. ``lrecord = cflag << 29 | length``.
+  ``cflag`` is 0 for a whole record; a payload that contains the magic number at a 4-byte aligned offset is
+  split there into parts with cflag 1 (first), 2 (middle), 3 (last), the magic itself being dropped from the
+  data and re-inserted by the reader.
+* The ``.idx`` file holds one ``"{key}\\t{offset}\\n"`` line per record (byte offset of the record's magic).
+* A payload written by ``mxnet.recordio.pack`` starts with the ``IRHeader`` ``struct.pack('IfQQ', flag, label,
+  id, id2)`` (24 bytes). ``flag > 0`` means the label is a float32 array of ``flag`` values that follows the
+  header (and the ``label`` field is 0); the image bytes (JPEG/PNG) come after.
+* An insightface training set stores in record 0 a header with ``flag=2`` and ``label = [num_images + 1,
+  num_images + 1 + num_classes]``; records ``1..num_images`` are images whose label is the class index; records
+  ``num_images + 1 ..`` are one per class (in class order) with ``label = [first_key, end_key)`` of its images.
+
+Public API: :class:`RecordIOWriter`, :class:`RecordIOReader`, :func:`pack_header`, :func:`unpack_header`,
+:func:`pack`, :func:`unpack`, :class:`InsightFaceRecWriter`, :func:`write_insightface_rec`,
+:func:`read_insightface_rec`.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections import namedtuple
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+__all__ = [
+    "MAGIC", "IRHeader", "pack_header", "unpack_header", "pack", "unpack", "RecordIOWriter", "RecordIOReader",
+    "InsightFaceRecWriter", "write_insightface_rec", "read_insightface_rec", "default_idx_path", "folder_to_rec",
+    "rec_to_folder",
+]
+
+MAGIC = 0xCED7230A
+_MAGIC_BYTES = struct.pack("<I", MAGIC)
+_IR_FORMAT = "<IfQQ"  # identical bytes to mxnet's native 'IfQQ' on little-endian machines (no padding)
+_IR_SIZE = struct.calcsize(_IR_FORMAT)  # 24
+
+IRHeader = namedtuple("IRHeader", ["flag", "label", "id", "id2"])
+IRHeader.__doc__ = """Record header: ``flag`` (0 or number of float32 labels), ``label`` (float or float32 array),
+``id`` and ``id2`` (uint64)."""
+
+
+def _encode_lrec(cflag: int, length: int) -> int:
+    return (cflag << 29) | length
+
+
+def _decode_lrec(lrec: int) -> tuple[int, int]:
+    return lrec >> 29, lrec & ((1 << 29) - 1)
+
+
+def default_idx_path(rec_path: str | Path) -> Path:
+    """``train.rec`` -> ``train.idx``."""
+    rec_path = Path(rec_path)
+    return rec_path.with_suffix(".idx")
+
+
+# -- IRHeader ---------------------------------------------------------------------------------------
+def pack_header(label: float | Sequence[float] | np.ndarray, id: int = 0, id2: int = 0) -> bytes:
+    """The IRHeader bytes (plus the float32 label array when ``label`` is a sequence), as ``mxnet.recordio.pack``.
+
+    A scalar label gives ``flag = 0`` and the label in the header; a sequence gives ``flag = len(label)``,
+    ``label = 0`` in the header and the labels as float32 after it.
+    """
+    if isinstance(label, (int, float, np.integer, np.floating)) or (isinstance(label, np.ndarray) and label.ndim == 0):
+        return struct.pack(_IR_FORMAT, 0, float(label), int(id), int(id2))
+    arr = np.asarray(label, dtype="<f4").reshape(-1)
+    return struct.pack(_IR_FORMAT, arr.size, 0.0, int(id), int(id2)) + arr.tobytes()
+
+
+def unpack_header(buf: bytes) -> tuple[IRHeader, bytes]:
+    """Split a packed payload into ``(IRHeader, rest)``; ``header.label`` is a float32 array when ``flag > 0``."""
+    if len(buf) < _IR_SIZE:
+        raise ValueError(f"record of {len(buf)} bytes is too short for an IRHeader ({_IR_SIZE} bytes)")
+    flag, label, id_, id2 = struct.unpack(_IR_FORMAT, buf[:_IR_SIZE])
+    rest = buf[_IR_SIZE:]
+    if flag > 0:
+        if len(rest) < 4 * flag:
+            raise ValueError(f"IRHeader says {flag} float labels follow but only {len(rest)} bytes remain")
+        label = np.frombuffer(rest[: 4 * flag], dtype="<f4").copy()
+        rest = rest[4 * flag:]
+    return IRHeader(flag, label, id_, id2), rest
+
+
+def pack(header: IRHeader | tuple, s: bytes) -> bytes:
+    """``mxnet.recordio.pack`` without mxnet: header ``(flag, label, id, id2)`` + payload ``s``."""
+    h = IRHeader(*header)
+    return pack_header(h.label, h.id, h.id2) + s
+
+
+def unpack(s: bytes) -> tuple[IRHeader, bytes]:
+    """``mxnet.recordio.unpack`` without mxnet."""
+    return unpack_header(s)
+
+
+# -- writer -----------------------------------------------------------------------------------------
+class RecordIOWriter:
+    """Write an indexed RecordIO file pair (``.rec`` + ``.idx``), byte-compatible with ``MXIndexedRecordIO``.
+
+    ``write(label, img_bytes, id=None, key=None)`` packs an IRHeader (``id`` defaults to the key) before the
+    image bytes and returns the key; keys default to 0, 1, 2, ... ``write_raw(buf, key=None)`` writes an
+    already packed payload. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, rec_path: str | Path, idx_path: str | Path | None = None):
+        self.rec_path = Path(rec_path)
+        self.idx_path = Path(idx_path) if idx_path is not None else default_idx_path(self.rec_path)
+        self.rec_path.parent.mkdir(parents=True, exist_ok=True)
+        self._rec = open(self.rec_path, "wb")
+        self._idx = open(self.idx_path, "w")
+        self._next_key = 0
+        self.keys: list[int] = []
+
+    def tell(self) -> int:
+        return self._rec.tell()
+
+    def _write_record(self, buf: bytes) -> None:
+        n = len(buf)
+        if n >= 1 << 29:
+            raise ValueError(f"RecordIO records must be smaller than 2^29 bytes, got {n}")
+        f = self._rec
+        dptr = 0
+        lower = (n >> 2) << 2
+        # split at every 4-byte aligned occurrence of the magic number (as dmlc-core does)
+        start = 0
+        while True:
+            i = buf.find(_MAGIC_BYTES, start, lower)
+            if i < 0:
+                break
+            if i % 4:
+                start = i + 1
+                continue
+            f.write(_MAGIC_BYTES)
+            f.write(struct.pack("<I", _encode_lrec(1 if dptr == 0 else 2, i - dptr)))
+            f.write(buf[dptr:i])
+            dptr = i + 4
+            start = dptr
+        f.write(_MAGIC_BYTES)
+        f.write(struct.pack("<I", _encode_lrec(3 if dptr != 0 else 0, n - dptr)))
+        f.write(buf[dptr:])
+        pad = (-n) % 4
+        if pad:
+            f.write(b"\x00" * pad)
+
+    def write_raw(self, buf: bytes, key: int | None = None) -> int:
+        """Write a packed payload under ``key`` (default: previous key + 1) and index it; returns the key."""
+        if key is None:
+            key = self._next_key
+        key = int(key)
+        pos = self._rec.tell()
+        self._write_record(buf)
+        self._idx.write(f"{key}\t{pos}\n")
+        self.keys.append(key)
+        self._next_key = max(self._next_key, key + 1)
+        return key
+
+    def write(self, label: float | Sequence[float], img_bytes: bytes, id: int | None = None,
+              key: int | None = None, id2: int = 0) -> int:
+        """Pack ``IRHeader(flag, label, id, id2)`` + ``img_bytes`` and write it; returns the record key."""
+        if key is None:
+            key = self._next_key
+        payload = pack_header(label, key if id is None else id, id2) + bytes(img_bytes)
+        return self.write_raw(payload, key)
+
+    def flush(self) -> None:
+        self._rec.flush()
+        self._idx.flush()
+
+    def close(self) -> None:
+        if not self._rec.closed:
+            self._rec.close()
+        if not self._idx.closed:
+            self._idx.close()
+
+    def __enter__(self) -> "RecordIOWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- reader -----------------------------------------------------------------------------------------
+class RecordIOReader:
+    """Random-access reader of a ``.rec``/``.idx`` pair (without ``.idx``, the file is scanned once).
+
+    ``len(reader)``, ``reader.keys`` (in index order), ``read_raw(key) -> bytes`` (packed payload),
+    ``read(key) -> (IRHeader, bytes)``. Safe to use from DataLoader workers: the file is (re)opened per
+    process.
+    """
+
+    def __init__(self, rec_path: str | Path, idx_path: str | Path | None = None):
+        self.rec_path = Path(rec_path)
+        if not self.rec_path.is_file():
+            raise FileNotFoundError(f"RecordIO file {self.rec_path} does not exist; pass the path of a .rec file")
+        self.idx_path = Path(idx_path) if idx_path is not None else default_idx_path(self.rec_path)
+        self._offsets: dict[int, int] = {}
+        if self.idx_path.is_file():
+            with open(self.idx_path) as f:
+                for n, line in enumerate(f):
+                    line = line.strip()
+                    if not line:
+                        continue
+                    parts = line.split("\t")
+                    if len(parts) != 2:
+                        raise ValueError(f"{self.idx_path}:{n + 1}: expected 'key<TAB>offset', got {line!r}")
+                    self._offsets[int(parts[0])] = int(parts[1])
+        else:
+            for i, off in enumerate(self._scan()):
+                self._offsets[i] = off
+        self.keys: list[int] = list(self._offsets)
+        self._fh = None
+        self._pid = None
+
+    def _scan(self) -> Iterator[int]:
+        with open(self.rec_path, "rb") as f:
+            while True:
+                pos = f.tell()
+                head = f.read(8)
+                if len(head) < 8:
+                    return
+                magic, lrec = struct.unpack("<II", head)
+                if magic != MAGIC:
+                    raise ValueError(f"{self.rec_path}: bad magic at byte {pos}; not a RecordIO file")
+                yield pos
+                while True:
+                    cflag, length = _decode_lrec(lrec)
+                    f.seek(length + ((-length) % 4), os.SEEK_CUR)
+                    if cflag in (0, 3):
+                        break
+                    head = f.read(8)
+                    magic, lrec = struct.unpack("<II", head)
+
+    def _file(self):
+        if self._fh is None or self._pid != os.getpid():
+            self._fh = open(self.rec_path, "rb")
+            self._pid = os.getpid()
+        return self._fh
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d["_fh"] = None
+        d["_pid"] = None
+        return d
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __contains__(self, key: int) -> bool:
+        return int(key) in self._offsets
+
+    def read_at(self, offset: int) -> bytes:
+        """The payload of the record starting at byte ``offset`` (multi-part records re-joined)."""
+        f = self._file()
+        f.seek(offset)
+        parts: list[bytes] = []
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError(f"{self.rec_path}: truncated record at byte {offset}")
+            magic, lrec = struct.unpack("<II", head)
+            if magic != MAGIC:
+                raise ValueError(f"{self.rec_path}: bad magic at byte {f.tell() - 8}; is the .idx for this .rec?")
+            cflag, length = _decode_lrec(lrec)
+            data = f.read(length)
+            pad = (-length) % 4
+            if pad:
+                f.seek(pad, os.SEEK_CUR)
+            if cflag == 0:
+                return data
+            if cflag != 1:
+                parts.append(_MAGIC_BYTES)
+            parts.append(data)
+            if cflag == 3:
+                return b"".join(parts)
+
+    def read_raw(self, key: int) -> bytes:
+        try:
+            off = self._offsets[int(key)]
+        except KeyError:
+            raise KeyError(f"record key {key} is not in {self.idx_path}") from None
+        return self.read_at(off)
+
+    def read(self, key: int) -> tuple[IRHeader, bytes]:
+        """``(IRHeader, payload bytes after the header)`` of record ``key``."""
+        return unpack_header(self.read_raw(key))
+
+    def __iter__(self) -> Iterator[tuple[int, IRHeader, bytes]]:
+        for k in self.keys:
+            h, b = self.read(k)
+            yield k, h, b
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> "RecordIOReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- insightface training sets ----------------------------------------------------------------------
+class InsightFaceRecWriter:
+    """Write an insightface training ``.rec``: header record 0, images 1..N, then one range record per class.
+
+    Add images grouped by class (each class's images contiguous, in any class order); classes are
+    ``0..num_classes-1`` (a class without images gets an empty range). Record 0 is written first with a
+    placeholder of the same size and rewritten on :meth:`close`, so the file reads sequentially in key order.
+    ``soft labels``: pass ``label`` as a sequence (e.g. ``[class, id_b, weight_a]``); its first value must be
+    the class (what insightface reads as the label).
+    """
+
+    def __init__(self, rec_path: str | Path, idx_path: str | Path | None = None, num_classes: int | None = None):
+        self.writer = RecordIOWriter(rec_path, idx_path)
+        self.num_classes = num_classes
+        self._header_pos = self.writer.tell()
+        self.writer.write_raw(pack_header([0.0, 0.0], 0, 0), key=0)
+        self._ranges: dict[int, list[int]] = {}
+        self._last_class: int | None = None
+        self.num_images = 0
+
+    def add(self, img_bytes: bytes, label: int | Sequence[float]) -> int:
+        """Append an image of class ``label`` (int) or soft label sequence; returns its record key."""
+        cls = int(label) if np.ndim(label) == 0 else int(np.asarray(label).reshape(-1)[0])
+        if cls < 0:
+            raise ValueError(f"class labels must be >= 0, got {cls}")
+        if cls != self._last_class and cls in self._ranges:
+            raise ValueError(f"images of class {cls} are not contiguous; add images grouped by class")
+        key = self.num_images + 1
+        lab = float(cls) if np.ndim(label) == 0 else [float(x) for x in np.asarray(label).reshape(-1)]
+        self.writer.write(lab, img_bytes, id=key, key=key)
+        r = self._ranges.setdefault(cls, [key, key + 1])
+        r[1] = key + 1
+        self._last_class = cls
+        self.num_images += 1
+        return key
+
+    def close(self) -> None:
+        if self.writer._rec.closed:
+            return
+        n_cls = max(self._ranges, default=-1) + 1
+        if self.num_classes is not None:
+            if self.num_classes < n_cls:
+                raise ValueError(f"num_classes={self.num_classes} but class {n_cls - 1} was written")
+            n_cls = self.num_classes
+        first = self.num_images + 1
+        for c in range(n_cls):
+            a, b = self._ranges.get(c, [first, first])
+            self.writer.write([float(a), float(b)], b"", id=first + c, key=first + c)
+        # rewrite record 0 in place (same size)
+        f = self.writer._rec
+        end = f.tell()
+        f.seek(self._header_pos)
+        self.writer._write_record(pack_header([float(first), float(first + n_cls)], 0, 0))
+        f.seek(end)
+        self.writer.close()
+
+    def __enter__(self) -> "InsightFaceRecWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_insightface_rec(items: Iterable[tuple[bytes, int | Sequence[float]]], rec_path: str | Path,
+                          idx_path: str | Path | None = None, num_classes: int | None = None) -> int:
+    """Write ``(image_bytes, label)`` pairs (grouped by class) as an insightface training set; returns N."""
+    with InsightFaceRecWriter(rec_path, idx_path, num_classes=num_classes) as w:
+        for img, label in items:
+            w.add(img, label)
+        return w.num_images
+
+
+def read_insightface_rec(rec_path: str | Path, idx_path: str | Path | None = None
+                         ) -> tuple[RecordIOReader, list[int], list[tuple[int, int]] | None]:
+    """Open an insightface ``.rec``: ``(reader, image keys, class ranges or None)``.
+
+    With a header record (key 0, ``flag > 0``), image keys are ``1..label[0]-1`` and the class ranges are read
+    from records ``label[0]..label[1]-1``; otherwise every record is an image (labels from the headers).
+    """
+    reader = RecordIOReader(rec_path, idx_path)
+    if 0 in reader:
+        h, _ = reader.read(0)
+        if h.flag > 0:
+            lo, hi = int(h.label[0]), int(h.label[1])
+            keys = list(range(1, lo))
+            ranges = []
+            for k in range(lo, hi):
+                hk, _ = reader.read(k)
+                ranges.append((int(hk.label[0]), int(hk.label[1])))
+            return reader, keys, ranges
+    return reader, list(reader.keys), None
+
+
+# -- folder <-> .rec ---------------------------------------------------------------------------------------
+def folder_to_rec(folder: str | Path, rec_path: str | Path, progress: bool = True) -> dict:
+    """Pack an ImageFolder (``identity/image.jpg``, or a synthfr dataset with ``manifest.jsonl``) into an
+    insightface ``.rec``/``.idx``; image bytes are stored unchanged.
+
+    Also writes ``<rec>.lst`` (insightface's list format ``key<TAB>label<TAB>relative path``) so that
+    :func:`rec_to_folder` restores the same file names, and copies ``manifest.jsonl`` to
+    ``<rec stem>.manifest.jsonl``. With a manifest, soft labels are stored as label arrays
+    ``[label, id_a, id_b, weight_a]``. Returns ``{"images", "classes", "rec", "idx"}``.
+    """
+    import json
+    import shutil
+
+    from tqdm.auto import tqdm
+
+    from synthfr.data.imagefolder import scan_image_folder
+
+    folder, rec_path = Path(folder), Path(rec_path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder: pass an ImageFolder (identity/image.jpg)")
+    manifest = folder / "manifest.jsonl"
+    items: list[tuple[str, Any]] = []
+    if manifest.is_file():
+        rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+        order = sorted(range(len(rows)), key=lambda i: (int(rows[i]["label"]), i))  # group by class, stable
+        for i in order:
+            r = rows[i]
+            soft = r.get("soft_label")
+            lab: Any = int(r["label"]) if soft is None else [float(r["label"]), *[float(x) for x in soft[-3:]]]
+            items.append((r["path"], lab))
+        num_classes = max(int(r["label"]) for r in rows) + 1 if rows else 0
+    else:
+        paths, labels, names = scan_image_folder(folder)
+        items = list(zip(paths, labels))
+        num_classes = len(names)
+    lst_path = rec_path.with_suffix(".lst")
+    with InsightFaceRecWriter(rec_path, num_classes=num_classes) as w, open(lst_path, "w") as lst:
+        for rel, lab in tqdm(items, desc="pack", unit="img", disable=not progress):
+            key = w.add((folder / rel).read_bytes(), lab)
+            c = lab if isinstance(lab, int) else int(lab[0])
+            lst.write(f"{key}\t{c}\t{rel}\n")
+    if manifest.is_file():
+        shutil.copyfile(manifest, rec_path.with_name(rec_path.stem + ".manifest.jsonl"))
+    return {"images": len(items), "classes": num_classes, "rec": str(rec_path), "idx": str(default_idx_path(rec_path))}
+
+
+def _ext_of(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    if data[:2] == b"BM":
+        return ".bmp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return ".jpg"
+
+
+def rec_to_folder(rec_path: str | Path, folder: str | Path, progress: bool = True) -> dict:
+    """Unpack an insightface ``.rec`` into an ImageFolder, bytes unchanged.
+
+    File names come from ``<rec>.lst`` when present (written by :func:`folder_to_rec`), else
+    ``<class:06d>/<key:08d>.<ext>``; ``<rec stem>.manifest.jsonl`` is restored as ``manifest.jsonl``.
+    Returns ``{"images", "classes", "folder"}``.
+    """
+    import shutil
+
+    from tqdm.auto import tqdm
+
+    rec_path, folder = Path(rec_path), Path(folder)
+    reader, keys, ranges = read_insightface_rec(rec_path)
+    names: dict[int, str] = {}
+    lst_path = rec_path.with_suffix(".lst")
+    if lst_path.is_file():
+        for line in lst_path.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 3:
+                names[int(parts[0])] = parts[-1]
+    key_class: dict[int, int] = {}
+    if ranges is not None:
+        for c, (a, b) in enumerate(ranges):
+            for k in range(a, b):
+                key_class[k] = c
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = set()
+    for k in tqdm(keys, desc="unpack", unit="img", disable=not progress):
+        h, data = reader.read(k)
+        c = key_class.get(k)
+        if c is None:
+            c = int(h.label) if h.flag == 0 else int(np.asarray(h.label).reshape(-1)[0])
+        classes.add(c)
+        rel = names.get(k) or f"{c:06d}/{k:08d}{_ext_of(data)}"
+        dest = folder / rel
+        if folder.resolve() not in dest.resolve().parents:
+            raise ValueError(f"{lst_path}: path {rel!r} leaves the output folder")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    reader.close()
+    man = rec_path.with_name(rec_path.stem + ".manifest.jsonl")
+    if man.is_file():
+        shutil.copyfile(man, folder / "manifest.jsonl")
+    return {"images": len(keys), "classes": len(ranges) if ranges is not None else len(classes), "folder": str(folder)}

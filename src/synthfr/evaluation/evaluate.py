@@ -1,0 +1,170 @@
+"""Evaluate an embedder (or a synthfr-trained checkpoint) on verification benchmarks.
+
+``run_eval`` is what ``synthfr eval`` calls; ``evaluate_embedder`` scores one embedder on one benchmark.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from synthfr.evaluation.verification import DEFAULT_FPRS, evaluate_embeddings, save_roc
+
+__all__ = ["resolve_embedder", "embed_images", "embed_benchmark", "evaluate_embedder", "run_eval",
+           "JSON_KEYS"]
+
+#: per-benchmark keys written to the eval JSON (see docs/formats.md)
+JSON_KEYS = ("accuracy", "std", "threshold", "eer", "tpr_at_fpr", "pairs", "positives", "negatives", "images",
+             "folds", "fold_accuracies")
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def resolve_embedder(embedder: Any = None, checkpoint: str | os.PathLike | None = None,
+                     device: str | None = "auto", **kwargs: Any) -> Any:
+    """An embedder object from a registered name, an existing object, or a synthfr run dir (``checkpoint``)."""
+    from synthfr.face.embedders import REGISTRY
+
+    if (embedder is None) == (checkpoint is None):
+        raise ValueError("give exactly one of an embedder (--embedder NAME) or a checkpoint (--checkpoint DIR)")
+    if checkpoint is not None:
+        ckpt = Path(checkpoint)
+        if not ckpt.exists():
+            raise FileNotFoundError(f"checkpoint {ckpt} not found: pass a run directory written by synthfr training")
+        if "checkpoint" not in REGISTRY:
+            raise NotImplementedError(
+                "the 'checkpoint' embedder (face-recognition models trained by synthfr) is not available in this "
+                "installation yet; evaluate a registered embedder with --embedder NAME "
+                f"(registered: {', '.join(REGISTRY.list()) or 'none'})")
+        name, kwargs = "checkpoint", {**kwargs, "path": str(ckpt)}
+    elif isinstance(embedder, str):
+        name = embedder
+    else:
+        if not hasattr(embedder, "embed"):
+            raise ValueError(f"{embedder!r} is not an embedder (it has no embed method)")
+        return embedder
+    factory = REGISTRY.get(name)
+    if device is not None and _accepts(factory, "device"):
+        kwargs.setdefault("device", device)
+    return factory(**kwargs)
+
+
+def _embed_call(embedder: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+    if _accepts(embedder.embed, "batch_size"):
+        out = embedder.embed(images, batch_size=batch_size)
+    else:
+        out = embedder.embed(images)
+    out = np.asarray(out, dtype=np.float32)
+    if out.ndim != 2 or out.shape[0] != len(images):
+        raise ValueError(f"embedder {getattr(embedder, 'name', embedder)!r} returned shape {out.shape} for "
+                         f"{len(images)} images; embedders return N×D")
+    return out
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+
+
+def embed_images(embedder: Any, images: np.ndarray, flip: bool = False, batch_size: int = 64) -> np.ndarray:
+    """Embed aligned ``uint8 N×112×112×3`` faces; with ``flip``, add the mirror image's embedding and
+    re-normalise (flip test-time augmentation)."""
+    e = _embed_call(embedder, images, batch_size)
+    if flip:
+        e = e + _embed_call(embedder, np.ascontiguousarray(images[:, :, ::-1]), batch_size)
+    return _normalise(e)
+
+
+def embed_benchmark(embedder: Any, benchmark: Any, flip: bool = False, batch_size: int = 64,
+                    progress: bool = True) -> np.ndarray:
+    """Embeddings of every distinct image of a :class:`~synthfr.data.benchmarks.Benchmark` (``num_images×D``)."""
+    from tqdm.auto import tqdm
+
+    chunks: list[np.ndarray] = []
+    decode_batch = max(batch_size, 64)
+    with tqdm(total=benchmark.num_images, desc=f"embed {benchmark.name}", unit="img", disable=not progress,
+              leave=False) as bar:
+        for _, imgs in benchmark.iter_batches(decode_batch):
+            chunks.append(embed_images(embedder, imgs, flip=flip, batch_size=batch_size))
+            bar.update(len(imgs))
+    return np.concatenate(chunks) if chunks else np.zeros((0, getattr(embedder, "dim", 0)), np.float32)
+
+
+def evaluate_embedder(embedder: Any, benchmark: Any, flip: bool = False, batch_size: int = 64,
+                      fprs: Sequence[float] = DEFAULT_FPRS, with_roc: bool = False, progress: bool = True
+                      ) -> dict[str, Any]:
+    """Verification metrics of ``embedder`` on ``benchmark`` (a :class:`Benchmark` or a path to one).
+
+    Each distinct image is embedded once; pairs are scored by cosine similarity with the benchmark's folds
+    (see :mod:`synthfr.evaluation.verification`). Adds ``images`` (distinct images embedded), ``seconds``
+    and, for folders that needed alignment, ``align_failures``.
+    """
+    from synthfr.data.benchmarks import Benchmark, load_benchmark
+
+    if not isinstance(benchmark, Benchmark):
+        benchmark = load_benchmark(benchmark)
+    t0 = time.perf_counter()
+    emb = embed_benchmark(embedder, benchmark, flip=flip, batch_size=batch_size, progress=progress)
+    res = evaluate_embeddings(emb[benchmark.pairs[:, 0]], emb[benchmark.pairs[:, 1]], benchmark.issame,
+                              folds=benchmark.folds, fprs=fprs, with_roc=with_roc)
+    res["images"] = int(benchmark.num_images)
+    res["seconds"] = time.perf_counter() - t0
+    if benchmark.align_failures:
+        res["align_failures"] = list(benchmark.align_failures)
+    return res
+
+
+def run_eval(embedder: Any = None, checkpoint: str | os.PathLike | None = None,
+             benchmarks: Sequence[str | os.PathLike | Any] = (), flip: bool = False,
+             json_path: str | os.PathLike | None = None, roc_dir: str | os.PathLike | None = None,
+             device: str | None = "auto", batch_size: int = 64, align: str = "auto",
+             pairs: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate one embedder (registered name or object) or a synthfr checkpoint on several benchmarks.
+
+    Returns (and writes to ``json_path``) ``{"benchmarks": {name: {accuracy, std, threshold, eer,
+    tpr_at_fpr: {"1e-3", "1e-4"}, pairs, positives, negatives, images, folds, fold_accuracies}},
+    "embedder": name, "flip": bool}`` with plain floats. With ``roc_dir``, writes ``<name>.roc.csv`` and
+    ``<name>.roc.png`` there. ``align`` and ``pairs`` (a pairs file used instead of ``ROOT/pairs.txt``) apply
+    to folder benchmarks.
+    """
+    from synthfr.data.benchmarks import Benchmark, load_benchmark
+
+    if not benchmarks:
+        raise ValueError("no benchmark given: pass --benchmark PATH (an insightface .bin or an LFW-style folder)")
+    loaded = [b if isinstance(b, Benchmark) else load_benchmark(b, align=align, pairs=pairs)
+              for b in benchmarks]
+    model = resolve_embedder(embedder, checkpoint, device=device)
+    model_name = (str(checkpoint) if checkpoint is not None
+                  else embedder if isinstance(embedder, str) else getattr(model, "name", type(model).__name__))
+    out: dict[str, Any] = {"benchmarks": {}, "embedder": model_name, "flip": bool(flip)}
+    if checkpoint is not None:
+        out["checkpoint"] = str(checkpoint)
+    for b in loaded:
+        res = evaluate_embedder(model, b, flip=flip, batch_size=batch_size, with_roc=roc_dir is not None,
+                                progress=progress)
+        key, n = b.name, 2
+        while key in out["benchmarks"]:
+            key, n = f"{b.name}-{n}", n + 1
+        entry = {k: res[k] for k in JSON_KEYS}
+        if "align_failures" in res:
+            entry["align_failures"] = res["align_failures"]
+        if roc_dir is not None:
+            roc = res["roc"]
+            save_roc(str(Path(roc_dir) / key), roc["fpr"], roc["tpr"], roc["thresholds"],
+                     title=f"{key} — {model_name}{' (flip)' if flip else ''}")
+        out["benchmarks"][key] = entry
+    if json_path is not None:
+        from synthfr.utils.io import write_json
+
+        write_json(json_path, out)
+    return out

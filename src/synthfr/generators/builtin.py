@@ -1,0 +1,94 @@
+"""``synthfr-small``: the built-in, CPU-fast embedding-to-face generator trained by synthfr itself.
+
+A Vec2Face-style feature masked autoencoder (see :mod:`synthfr.genmodel.model`) conditioned on unit
+``dlib-torch`` vectors (128-D). Its weights ship inside the package (``synthfr/weights/synthfr-small``:
+``model.safetensors`` + ``config.json`` + ``MODEL_CARD.md``), so it works offline out of the box; another
+folder (a newer export) can be passed with ``weights=DIR``. Read the model card for what it can and cannot do.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthfr.generators import REGISTRY
+from synthfr.generators.base import Generator, as_condition_array, as_seed_array, require_weights, to_uint8_images
+
+__all__ = ["SynthfrSmall"]
+
+_HELP = ("The built-in weights are produced by `synthfr train-generator --data ALIGNED... --out RUN` followed "
+         "by `synthfr train-generator --out RUN --export-to DIR` (see docs/model_card.md); a synthfr "
+         "installation normally ships them in synthfr/weights/synthfr-small.")
+
+
+@REGISTRY.register("synthfr-small", aliases=("builtin",))
+class SynthfrSmall(Generator):
+    """Built-in Vec2Face-style generator (dlib-torch space, 128-D), trained here, ships with the package; CPU-fast."""
+
+    dim = 128
+    embedder = "dlib-torch"
+    differentiable = True
+    batch_invariant = True  # fixed internal chunks: pixels never depend on the batch (tested)
+    weights_help = _HELP
+
+    def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float = 1.0,
+                 **kwargs: Any):
+        from synthfr.genmodel.export import default_weights_dir
+
+        default = weights is None
+        folder = Path(weights).expanduser() if weights is not None else default_weights_dir()
+        super().__init__(weights=folder, device=device, **kwargs)
+        if default and not (folder / "model.safetensors").is_file():
+            raise FileNotFoundError(
+                f"the built-in generator 'synthfr-small' has no trained weights in this installation "
+                f"({folder / 'model.safetensors'} is missing). {_HELP}")
+        require_weights(folder, ["model.safetensors", "config.json"], generator="synthfr-small", help=_HELP)
+        self.z_scale = float(z_scale)
+        self._model = None
+        self._meta: dict[str, Any] | None = None
+
+    # -- model -------------------------------------------------------------------------------------------
+    @property
+    def model(self):
+        """The :class:`~synthfr.genmodel.model.FaceGenerator` (loaded on first use, frozen, eval mode)."""
+        if self._model is None:
+            import torch
+
+            from synthfr.genmodel.export import load_generator_folder
+
+            with torch.inference_mode(False):
+                m, meta = load_generator_folder(self.weights, self.device)
+            if int(meta.get("dim", m.cfg.cond_dim)) != self.dim:
+                raise ValueError(f"{self.weights}: weights take {meta.get('dim')}-D vectors, synthfr-small 128-D")
+                if self.device.type == "cpu":
+                    m = m.to(memory_format=torch.channels_last)  # ~1.7× faster convolutions on CPU
+            self._model, self._meta = m, meta
+        return self._model
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        _ = self.model
+        return dict(self._meta or {})
+
+    def options(self) -> dict[str, Any]:
+        return {"z_scale": self.z_scale}
+
+    # -- generation -----------------------------------------------------------------------------------------
+    def generate_tensor(self, conditions: Any, seeds: Any):
+        """Conditions (B×128, may require grad) + seeds -> B×3×112×112 float in [0, 1], differentiable."""
+        import torch
+
+        if not isinstance(conditions, torch.Tensor):
+            conditions = torch.as_tensor(as_condition_array(conditions, self.dim))
+        if conditions.ndim == 1:
+            conditions = conditions[None]
+        s = as_seed_array(seeds, conditions.shape[0])
+        m = self.model
+        return m.generate_tensor(conditions.to(self.device, torch.float32), s.tolist(), z_scale=self.z_scale)
+
+    def _generate(self, conditions: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():  # not inference_mode: the lazily loaded weights must stay usable with autograd
+            return to_uint8_images(self.generate_tensor(torch.from_numpy(conditions), seeds))

@@ -1,0 +1,72 @@
+"""Export a training run's generator (EMA weights, no encoder) into a weights folder ``synthfr-small`` loads."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from synthfr.utils.io import atomic_write_bytes, read_json, write_json
+
+__all__ = ["export_generator", "default_weights_dir", "load_generator_folder"]
+
+WEIGHTS_NAME = "synthfr-small"
+
+
+def default_weights_dir() -> Path:
+    """The folder inside the installed package that holds the built-in generator's weights."""
+    import synthfr.weights
+
+    return Path(synthfr.weights.__file__).resolve().parent / WEIGHTS_NAME
+
+
+def export_generator(run: str | Path, out: str | Path | None = None, *, ema: bool = True, half: bool = False,
+                     extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` of ``run``'s latest checkpoint into ``out``.
+
+    ``out`` defaults to the package's own weights folder. ``half`` stores float16 (half the size; the loader
+    converts back to float32). The model card (``MODEL_CARD.md``) is written by hand beside them.
+    """
+    from safetensors.torch import save
+
+    from synthfr.genmodel.trainer import load_checkpoint_model, load_latest
+
+    run = Path(run)
+    g = load_checkpoint_model(run, ema=ema)
+    _, state = load_latest(run)  # type: ignore[misc]
+    out = Path(out) if out is not None else default_weights_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in g.state_dict().items()}
+    atomic_write_bytes(out / "model.safetensors", save(sd, metadata={"format": "pt", "generator": WEIGHTS_NAME}))
+    tcfg = state["config"]
+    write_json(out / "config.json", {
+        "generator": WEIGHTS_NAME, "embedder": tcfg.get("embedder", "dlib-torch"), "dim": g.cfg.cond_dim,
+        "model": g.cfg.to_json(), "weights": "ema" if ema else "raw", "dtype": "float16" if half else "float32",
+        "trained_steps": int(state["step"]), "training_hours": round(float(state.get("elapsed_s", 0)) / 3600, 3),
+        "batch_size": tcfg.get("batch_size"), "n_train_images": state.get("n_train"),
+        "data": tcfg.get("data"), **(extra or {}),
+    })
+    for name in ("model.safetensors", "config.json"):
+        (out / name).chmod(0o644)  # package data must be world-readable (temporary files are created 0600)
+    return out
+
+
+def load_generator_folder(folder: str | Path, device: Any = "cpu"):
+    """Build the :class:`~synthfr.genmodel.model.FaceGenerator` stored in a weights folder (float32, eval)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from synthfr.genmodel.model import FaceGenerator, GenModelConfig
+
+    folder = Path(folder)
+    meta = read_json(folder / "config.json")
+    cfg = GenModelConfig.from_json(meta["model"])
+    g = FaceGenerator(cfg, with_encoder=False)
+    sd = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+    missing, unexpected = g.load_state_dict(sd, strict=False)
+    unexpected = [k for k in unexpected if not k.startswith("encoder.")]
+    if missing or unexpected:
+        raise ValueError(f"{folder}/model.safetensors does not match its config.json "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    g.eval().to(torch.device(device) if not isinstance(device, torch.device) else device)
+    for p in g.parameters():
+        p.requires_grad_(False)
+    return g, meta

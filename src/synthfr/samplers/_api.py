@@ -1,0 +1,149 @@
+"""``sample_identities``: gallery standardisation + sampling + exact check + outputs (``synthfr sample``)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["sample_identities", "sample_stats"]
+
+#: above this many identities the default check is a sampled estimate instead of the exact all-pairs pass
+EXACT_CHECK_MAX = 250_000
+
+
+def sample_stats(x: np.ndarray, gallery: np.ndarray | None = None, check: str = "exact", sample_k: int = 10000,
+                 seed: int = 0, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+    """``max_cos``/``mean_nn_cos`` of unit rows (exact all pairs, or ``sample_k`` random rows vs all) and, with a
+    gallery, ``gallery_mean_nn_cos`` (mean cosine of each vector to its nearest gallery embedding)."""
+    from synthfr.samplers._geometry import cross_nn, pair_stats, sampled_pair_stats, welch_bound
+
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"welch_bound": welch_bound(len(x), x.shape[1])}
+    if check == "exact":
+        st = pair_stats(x, device=device, progress=progress)
+        out.update(max_cos=st["max_cos"], mean_nn_cos=st["mean_nn_cos"], check="exact all pairs",
+                   max_pair=list(st["argmax"]) if st["argmax"] else None)
+    elif check == "sampled":
+        st = sampled_pair_stats(x, k=sample_k, seed=seed, device=device)
+        out.update(max_cos=st["max_cos"], mean_nn_cos=st["mean_nn_cos"],
+                   check=f"sampled: {st['sampled']} random rows vs all rows")
+    elif check == "none":
+        out.update(max_cos=None, mean_nn_cos=None, check="none")
+    else:
+        raise ValueError(f"check must be 'exact', 'sampled' or 'none', got {check!r}")
+    if gallery is not None:
+        nn, _ = cross_nn(x, gallery, device=device)
+        out["gallery_mean_nn_cos"] = float(nn.mean())
+    out["check_seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _out_paths(out: str | Path) -> dict[str, Path]:
+    p = Path(out)
+    if p.suffix != ".npy":
+        raise ValueError(f"--out must name a .npy file (e.g. ids.npy), got {p}")
+    stem = p.name[:-4]
+    return {"ids": p, "std": p.with_name(stem + ".std.npy"), "space": p, "config": p.with_name(stem + ".config.yaml"),
+            "stats": p.with_name(stem + ".stats.json")}
+
+
+def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: Any = None, labels: Any = None,
+                      standardize: bool = True, whiten: bool = False, space: Any = None, seed: int = 0,
+                      out: str | Path | None = None, json_path: str | Path | None = None, check: str = "auto",
+                      sample_k: int = 10000, **sampler_options: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Sample ``n`` identity vectors with sampler ``method``.
+
+    With a gallery (array or ``.npy`` path of real embeddings of the target embedder) the gallery is first
+    standardised (centred on its mean and renormalised; ``whiten`` also whitens; ``standardize=False`` uses it
+    as it is; ``space`` = an :class:`~synthfr.spaces.EmbeddingSpace` or saved-space path to reuse). Sampling
+    and all statistics happen in the standardised space; the returned vectors are mapped back to the
+    embedder's own space.
+
+    Outputs (with ``out=IDS.npy``): ``IDS.npy`` (embedder space, what generators take), ``IDS.std.npy``
+    (standardised space, what the statistics describe), ``IDS.space.json`` + ``IDS.space.npz`` (the
+    standardisation), ``IDS.config.yaml`` (resolved config, seed, versions) and ``IDS.stats.json``.
+
+    ``check``: ``exact`` (all pairs, blockwise), ``sampled`` (``sample_k`` random rows against all), ``none``,
+    or ``auto`` (exact up to 250,000 identities). Returns ``(vectors in embedder space, stats)``.
+    """
+    from synthfr.samplers import create_sampler
+    from synthfr.spaces import EmbeddingSpace
+
+    t_all = time.perf_counter()
+    gal = None
+    gallery_path = None
+    if gallery is not None:
+        if isinstance(gallery, (str, Path)):
+            gallery_path = str(gallery)
+            gp = Path(gallery)
+            if not gp.is_file():
+                raise FileNotFoundError(f"gallery {gp} not found; embed real faces first with "
+                                        "`synthfr embed DIR --embedder NAME --out EMB.npy`")
+            gal = np.load(gp, allow_pickle=False)
+            if labels is None and method == "vigface":
+                lp = gp.with_name(gp.name[:-4] + ".labels.npy")
+                if lp.is_file():
+                    labels = lp
+        else:
+            gal = np.asarray(gallery)
+        gal = np.asarray(gal, dtype=np.float32)
+        if gal.ndim != 2:
+            raise ValueError(f"the gallery must be an N×D array of embeddings, got shape {gal.shape}")
+        if dim is not None and dim != gal.shape[1]:
+            raise ValueError(f"--dim {dim} does not match the gallery's dimension {gal.shape[1]}")
+        dim = gal.shape[1]
+    if isinstance(labels, (str, Path)):
+        labels = np.load(labels, allow_pickle=False)
+    if dim is None:
+        raise ValueError("give --dim D or --gallery EMB.npy")
+    if space is not None:
+        sp = EmbeddingSpace.load(space) if isinstance(space, (str, Path)) else space
+    elif gal is not None and (standardize or whiten):
+        sp = EmbeddingSpace.fit(gal, whiten=whiten, source=gallery_path)
+    else:
+        sp = EmbeddingSpace.identity(dim)
+    gal_std = sp.to_standard(gal) if gal is not None else None
+
+    sampler = create_sampler(method, **{k: v for k, v in sampler_options.items() if v is not None})
+    t0 = time.perf_counter()
+    x_std, st = sampler.sample(n, dim=dim, gallery=gal_std, seed=seed, labels=labels)
+    seconds = time.perf_counter() - t0
+    if check == "auto":
+        check = "exact" if n <= EXACT_CHECK_MAX else "sampled"
+    stats: dict[str, Any] = {"method": method, "n": int(n), "dim": int(dim), "seed": int(seed), "seconds": seconds}
+    stats.update(sample_stats(x_std, gal_std, check=check, sample_k=sample_k, seed=seed,
+                              progress=n >= 50000))
+    stats["space"] = "standardised" if not sp.is_identity else "identity (no standardisation)"
+    stats["statistics_space"] = "all cosines are measured in the standardised space (IDS.std.npy)"
+    if gallery_path:
+        stats["gallery"] = gallery_path
+        stats["gallery_size"] = int(len(gal))
+    stats["sampler"] = {k: v for k, v in st.items() if k not in ("n", "dim", "seed", "method")}
+    for k in ("rejected", "proposed", "rejected_vs_kept", "rejected_in_block", "tau"):
+        if k in st:
+            stats[k] = st[k]
+    x = sp.from_standard(x_std)
+    if out is not None:
+        from synthfr.utils.io import write_json
+        from synthfr.utils.provenance import write_provenance
+
+        paths = _out_paths(out)
+        paths["ids"].parent.mkdir(parents=True, exist_ok=True)
+        np.save(paths["ids"], x)
+        np.save(paths["std"], x_std)
+        sp.save(paths["space"])
+        write_provenance(paths["ids"].parent, config={"method": method, "n": n, "dim": dim, "gallery": gallery_path,
+                                                      "standardize": standardize, "whiten": whiten,
+                                                      "sampler": st.get("config", {})},
+                         seed=seed, name=paths["config"].name)
+        stats["outputs"] = {k: str(v) for k, v in paths.items() if k not in ("space",)}
+        stats["outputs"]["space"] = [str(p) for p in __import__("synthfr.spaces", fromlist=["space_paths"]).space_paths(paths["ids"])]
+        write_json(paths["stats"], stats)
+    stats["total_seconds"] = time.perf_counter() - t_all
+    if json_path is not None:
+        from synthfr.utils.io import write_json
+
+        write_json(json_path, stats)
+    return x, stats

@@ -1,0 +1,120 @@
+"""Configuration dataclasses of FR training (``synthfr train``); one docstring under every field."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class AugmentConfig:
+    """Per-sample augmentations, each applied with its own probability (0 disables it)."""
+
+    flip: float = 0.5
+    """Probability of a horizontal flip."""
+    erase: float = 0.0
+    """Probability of random erasing (a rectangle of 2-33 % of the image filled with noise)."""
+    rescale: float = 0.0
+    """Probability of rescaling: shrink to ``rescale_min``-1.0 of the side and restore, each with a random
+    interpolation (nearest, bilinear, bicubic, area) - simulates low resolution."""
+    rescale_min: float = 0.25
+    """Smallest relative side of the shrunken image."""
+    jitter: float = 0.0
+    """Probability of colour jitter (brightness, contrast, saturation)."""
+    jitter_strength: float = 0.3
+    """Maximal relative change of brightness, contrast and saturation."""
+    blur: float = 0.0
+    """Probability of motion blur (a line kernel of 3-9 pixels at a random angle)."""
+    blur_max: int = 9
+    """Largest motion-blur kernel size (odd)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; ``config.json`` in the run dir stores the resolved values."""
+
+    data: str = ""
+    """Training set: an ImageFolder (``identity/image.jpg``, optional ``manifest.jsonl`` with labels and soft
+    labels) or an insightface ``.rec`` (with ``.idx`` beside it)."""
+    out: str = ""
+    """Run directory (created)."""
+    backbone: str = "iresnet50"
+    """Registered backbone name (``synthfr list backbone``)."""
+    embedding_size: int = 512
+    """Embedding dimension."""
+    backbone_kwargs: dict = field(default_factory=dict)
+    """Extra keyword arguments of the backbone factory (e.g. ``{"dropout": 0.4}``)."""
+    head: str = "arcface"
+    """Registered margin head (``synthfr list head``)."""
+    head_kwargs: dict = field(default_factory=dict)
+    """Head options, e.g. ``{"s": 64, "m": 0.5}``."""
+    sample_rate: float = 1.0
+    """Partial FC: fraction of negative class centres used per step (1.0 = full softmax)."""
+    virtual_classes: int = 0
+    """VIGFace: extra classifier rows that get no samples; exported as ``virtual_identities.npy``."""
+    soft_labels: bool = True
+    """Use identity-mixup soft labels from the manifest (``soft_label: [id_a, id_b, weight_a]``) when present."""
+    domain_mixup: str | None = None
+    """SynFace domain mixup: a small real ImageFolder/.rec; each batch is mixed pixel-wise with a real batch."""
+    domain_mixup_ratio: float = 0.8
+    """ψ: weight of the synthetic image (and label) in a domain-mixed sample."""
+    domain_mixup_prob: float = 1.0
+    """Probability that a step is domain-mixed."""
+    epochs: float = 20.0
+    """Number of epochs (fractions allowed)."""
+    batch_size: int = 128
+    """Global batch size (split evenly over the ``torchrun`` processes)."""
+    lr: float = 0.1
+    """Peak learning rate (scaled by nothing: give the value for the global batch)."""
+    momentum: float = 0.9
+    """SGD momentum."""
+    weight_decay: float = 5e-4
+    """SGD weight decay (backbone and class centres)."""
+    schedule: str = "multistep"
+    """``multistep`` (× ``lr_gamma`` at each milestone), ``poly`` (power 2, insightface) or ``cosine``."""
+    milestones: list = field(default_factory=lambda: [0.4, 0.7, 0.9])
+    """Multi-step milestones: values <= 1 are fractions of the run, larger values epochs."""
+    lr_gamma: float = 0.1
+    """Multi-step decay factor."""
+    warmup_epochs: float = 0.0
+    """Linear warm-up from 0 over this many epochs."""
+    grad_clip: float = 5.0
+    """Clip the backbone gradient norm to this value (0 disables), as insightface."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Augmentations."""
+    input_size: int = 112
+    """Image side fed to the backbone (images of another size are resized)."""
+    seed: int = 0
+    """Global seed: model init, data order, augmentation and Partial FC sampling derive from it."""
+    num_workers: int = 2
+    """DataLoader worker processes (JPEG decoding + augmentation); 0 = in the main process."""
+    device: str = "auto"
+    """``auto``, ``cpu``, ``cuda``, ``cuda:1`` ... (under ``torchrun`` each rank uses its LOCAL_RANK GPU)."""
+    amp: str = "auto"
+    """Mixed precision: ``auto`` (fp16 on CUDA, off on CPU), ``fp16``, ``bf16`` or ``off``."""
+    threads: int = 0
+    """torch CPU threads of the training process (0 = leave torch's default)."""
+    val: list = field(default_factory=list)
+    """Verification benchmarks (``.bin`` files or folders) evaluated at the end of each epoch."""
+    val_every: float = 1.0
+    """Validate every this many epochs."""
+    checkpoint_every: int = 0
+    """Also write a resumable checkpoint every this many steps (0 = only at epoch ends)."""
+    keep_checkpoints: int = 2
+    """How many resumable checkpoints to keep."""
+    log_every: int = 10
+    """Log (CSV, progress bar) every this many steps."""
+    max_steps: int = 0
+    """Stop after this many steps (0 = the whole schedule); the schedule still spans ``epochs``."""
+    time_limit: float = 0.0
+    """Stop (and save) after this many seconds (0 = no limit); the schedule still spans ``epochs``."""
+    resume: bool = False
+    """Continue from the newest checkpoint in ``out``."""
+    tensorboard: bool = False
+    """Also log to TensorBoard (needs the ``tensorboard`` extra)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def to_json(self) -> dict[str, Any]:
+        from synthfr.config import to_dict
+
+        return to_dict(self)

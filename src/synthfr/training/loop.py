@@ -1,0 +1,424 @@
+"""The training loop: one readable function, nanoGPT-style.
+
+    data  ─ DataLoader workers: decode JPEG, augment (seeded per sample) ─▶ batch (this rank's slice)
+    [domain mixup with a real batch]  ─▶ backbone (DDP under torchrun, AMP on GPU) ─▶ embeddings
+    ─▶ PartialFC (class centres sharded over ranks, sampled negatives, margin head, cross-entropy) ─▶ loss
+    ─▶ SGD (momentum, weight decay, warm-up + multi-step/poly/cosine schedule, gradient clipping)
+
+Everything random is derived from ``cfg.seed`` and the step / sample index (never from the process or the
+batch layout): data order from ``(seed, epoch)``, augmentation from ``(seed, epoch, sample)``, domain-mixup
+batches from ``(seed, step)``, Partial FC sampling from ``(seed, step, class)``. Together with checkpoints that
+hold model, classifier, momentum and RNG states, a killed run resumed with ``resume=True`` ends with the same
+weights as an uninterrupted one, and ``torchrun`` with N processes follows the single-process trajectory
+(up to float summation order; BatchNorm statistics are per rank as in insightface).
+
+Run dir: ``config.json``, ``log.csv`` (and ``val.csv``), ``model.safetensors`` (backbone), ``head.safetensors``
+(class centres + head buffers), ``checkpoints/step_*/``, ``virtual_identities.npy`` with virtual classes.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthfr.training import distributed as D
+from synthfr.training.config import TrainConfig
+from synthfr.utils.seeds import derive_seed
+
+__all__ = ["train", "lr_at", "StepBatchSampler", "RealBatchSampler", "BackboneEmbedder", "is_mix_step"]
+
+
+# -- schedule ---------------------------------------------------------------------------------------------
+def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """Learning rate of ``step`` (0-based): linear warm-up, then multi-step, poly (power 2) or cosine decay."""
+    warm = int(round(cfg.warmup_epochs * steps_per_epoch))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    if cfg.schedule == "multistep":
+        miles = [int(round(m * total_steps)) if m <= 1 else int(round(m * steps_per_epoch)) for m in cfg.milestones]
+        return cfg.lr * cfg.lr_gamma ** sum(step >= m for m in miles)
+    frac = (step - warm) / max(1, total_steps - warm)
+    if cfg.schedule == "poly":
+        return cfg.lr * (1 - frac) ** 2
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; use multistep, poly or cosine")
+
+
+# -- samplers ---------------------------------------------------------------------------------------------
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Yields, for each step from ``start_step``, this rank's slice of the global batch as ``(index, aug_seed)``.
+
+    Epoch ``e`` visits a permutation seeded by ``(seed, e)`` in batches of ``global_batch`` (the last partial
+    batch is dropped); rank ``r`` of ``world`` takes rows ``r·B/world .. (r+1)·B/world`` of each batch.
+    """
+
+    def __init__(self, n: int, global_batch: int, seed: int, start_step: int, total_steps: int,
+                 rank: int = 0, world: int = 1):
+        self.n, self.B, self.seed = n, global_batch, seed
+        self.start, self.total, self.rank, self.world = start_step, total_steps, rank, world
+        self.spe = n // global_batch
+        self.local = global_batch // world
+        self._cache: tuple[int, np.ndarray] | None = None
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if self._cache is None or self._cache[0] != epoch:
+            self._cache = (epoch, np.random.default_rng(derive_seed(self.seed, "order", epoch)).permutation(self.n))
+        return self._cache[1]
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        epoch, b = divmod(step, self.spe)
+        idx = self._perm(epoch)[b * self.B:(b + 1) * self.B][self.rank * self.local:(self.rank + 1) * self.local]
+        return [(int(i), derive_seed(self.seed, "aug", epoch, int(i))) for i in idx]
+
+    def __iter__(self):
+        for step in range(self.start, self.total):
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+
+def is_mix_step(cfg: TrainConfig, step: int) -> bool:
+    """Whether ``step`` is domain-mixed (a coin seeded by ``(seed, step)`` with probability ``domain_mixup_prob``)."""
+    p = cfg.domain_mixup_prob
+    return p >= 1 or np.random.default_rng(derive_seed(cfg.seed, "dmix", step)).random() < p
+
+
+class RealBatchSampler(torch.utils.data.Sampler):
+    """Real batches for domain mixup: for each mixed step in ``start .. stop``, ``global_batch`` images drawn by
+    ``(seed, step)`` (this rank's slice)."""
+
+    def __init__(self, n: int, global_batch: int, cfg: TrainConfig, start: int, stop: int, rank: int = 0,
+                 world: int = 1):
+        self.n, self.B, self.cfg, self.start, self.stop = n, global_batch, cfg, start, stop
+        self.seed, self.rank, self.world = cfg.seed, rank, world
+        self.local = global_batch // world
+
+    def __iter__(self):
+        for s in range(self.start, self.stop):
+            if not is_mix_step(self.cfg, s):
+                continue
+            rng = np.random.default_rng(derive_seed(self.seed, "real", s))
+            idx = rng.permutation(self.n)[: self.B] if self.n >= self.B else rng.integers(0, self.n, self.B)
+            idx = idx[self.rank * self.local:(self.rank + 1) * self.local]
+            yield [(int(i), derive_seed(self.seed, "real-aug", s, int(i))) for i in idx]
+
+
+# -- validation -------------------------------------------------------------------------------------------
+class BackboneEmbedder:
+    """Wrap an in-memory backbone as an embedder (``embed(uint8 N×112×112×3) -> unit N×D``)."""
+
+    name = "backbone"
+
+    def __init__(self, backbone: torch.nn.Module, device: torch.device, input_size: int = 112):
+        self.backbone, self.device, self.input_size = backbone, device, input_size
+        self.dim = int(getattr(backbone, "embedding_size", 0))
+
+    @torch.no_grad()
+    def embed(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        import torch.nn.functional as F
+
+        out = []
+        for s in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[s:s + batch_size])).to(self.device)
+            x = x.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5)
+            if x.shape[-1] != self.input_size:
+                x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
+                              antialias=True)
+            out.append(F.normalize(self.backbone(x).float(), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def validate(backbone: torch.nn.Module, benchmarks: list[str], device: torch.device, input_size: int
+             ) -> dict[str, float]:
+    """Accuracy on each verification benchmark (helper evaluator imported lazily)."""
+    if not benchmarks:
+        return {}
+    try:
+        from synthfr.evaluation.evaluate import evaluate_embedder
+    except ImportError as e:  # pragma: no cover - evaluation stage missing
+        print(f"validation skipped: synthfr.evaluation is not available ({e})")
+        return {}
+    was = backbone.training
+    backbone.eval()
+    res = {}
+    try:
+        emb = BackboneEmbedder(backbone, device, input_size)
+        for b in benchmarks:
+            r = evaluate_embedder(emb, b, progress=False)
+            res[Path(b).stem] = float(r["accuracy"])
+    finally:
+        backbone.train(was)
+    return res
+
+
+# -- logging ----------------------------------------------------------------------------------------------
+class CsvLog:
+    """Append rows to a CSV file (header written once)."""
+
+    def __init__(self, path: Path, fields: list[str], append: bool):
+        self.path, self.fields = path, fields
+        new = not (append and path.is_file())
+        self.f = open(path, "w" if new else "a", newline="")
+        self.w = csv.DictWriter(self.f, fieldnames=fields)
+        if new:
+            self.w.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.w.writerow({k: row.get(k, "") for k in self.fields})
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _amp_dtype(cfg: TrainConfig, device: torch.device):
+    mode = cfg.amp
+    if mode == "auto":
+        mode = "fp16" if device.type == "cuda" else "off"
+    if mode == "off":
+        return None
+    if mode in ("fp16", "bf16"):
+        return torch.float16 if mode == "fp16" else torch.bfloat16
+    raise ValueError(f"unknown amp mode {cfg.amp!r}; use auto, fp16, bf16 or off")
+
+
+def _loader(ds, sampler, cfg: TrainConfig, device: torch.device):
+    kw: dict[str, Any] = {}
+    if cfg.num_workers > 0:
+        kw.update(prefetch_factor=4, persistent_workers=False)
+    # a private generator: the loader must not consume the global torch RNG (exact resume)
+    return torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=cfg.num_workers,
+                                       pin_memory=device.type == "cuda", generator=torch.Generator(), **kw)
+
+
+# -- the loop -----------------------------------------------------------------------------------------------
+def train(cfg: TrainConfig) -> Path:
+    """Train a backbone + margin head on ``cfg.data``; returns the run dir (see the module docstring)."""
+    import torch.nn.functional as F
+    from safetensors.torch import save_file
+
+    from synthfr.data.imagefolder import open_dataset
+    from synthfr.models.backbones import create_backbone
+    from synthfr.models.heads import create_head
+    from synthfr.models.partial_fc import PartialFC
+    from synthfr.training.augment import Augment
+    from synthfr.training.checkpoint import classifier_state, latest_checkpoint, load_checkpoint, save_checkpoint
+    from synthfr.training.mixup import domain_mixup
+    from synthfr.utils.io import write_json
+    from synthfr.utils.provenance import provenance
+
+    if not cfg.data:
+        raise ValueError("no training data: pass --data (an ImageFolder or an insightface .rec)")
+    if not cfg.out:
+        raise ValueError("no run directory: pass --out RUN_DIR")
+    rank, world, device = D.init_distributed(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if not cfg.resume and (out / "model.safetensors").exists():
+            raise ValueError(f"{out} already holds a finished run; choose another --out or pass --resume")
+
+    # data -----------------------------------------------------------------------------------------------
+    aug = Augment(cfg.augment)
+    ds = open_dataset(cfg.data, cfg.input_size, aug if aug.active else None, cfg.soft_labels)
+    real = None
+    if cfg.domain_mixup:
+        real = open_dataset(cfg.domain_mixup, cfg.input_size, aug if aug.active else None, soft_labels=False)
+        real.label_offset = ds.num_classes
+    n_syn, n_real, n_virt = ds.num_classes, (real.num_classes if real else 0), int(cfg.virtual_classes)
+    num_classes = n_syn + n_real + n_virt
+    B = int(cfg.batch_size)
+    if B % world:
+        raise ValueError(f"batch size {B} is not divisible by the {world} processes")
+    spe = len(ds) // B
+    if spe == 0:
+        raise ValueError(f"{cfg.data} has {len(ds)} images, fewer than one batch of {B}; lower --batch-size")
+    # epochs <= 0 with a time limit: the schedule length is fitted to the time budget after `calib` steps
+    # (measured speed); such runs are not step-reproducible, everything else is.
+    fit_to_time = cfg.epochs <= 0
+    if fit_to_time and not cfg.time_limit:
+        raise ValueError("--epochs 0 (fit the schedule to the time budget) needs --time-limit SECONDS")
+    total = 10**9 if fit_to_time else max(1, int(round(cfg.epochs * spe)))
+    stop = min(total, cfg.max_steps) if cfg.max_steps else total
+    calib = max(10, int(round(cfg.warmup_epochs * spe)) // 2)
+
+    # model ----------------------------------------------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    bb_kwargs = {"embedding_size": cfg.embedding_size, "input_size": cfg.input_size, **cfg.backbone_kwargs}
+    backbone = create_backbone(cfg.backbone, **bb_kwargs).to(device)
+    head = create_head(cfg.head, **cfg.head_kwargs)
+    pfc = PartialFC(head, cfg.embedding_size, num_classes, cfg.sample_rate, seed=cfg.seed).to(device)
+    model = backbone
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(backbone, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.SGD(
+        [{"params": [p for p in backbone.parameters() if p.requires_grad]}, {"params": list(pfc.parameters())}],
+        lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    amp_dtype = _amp_dtype(cfg, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
+
+    start = 0
+    if cfg.resume:
+        ck = latest_checkpoint(out)
+        if ck is not None:
+            start = int(load_checkpoint(ck, backbone, pfc, opt, scaler, device)["step"])
+            if rank == 0:
+                print(f"resuming from {ck} (step {start} of {total})")
+        elif rank == 0:
+            print(f"no checkpoint in {out}/checkpoints: starting from scratch")
+
+    meta = {
+        "config": cfg.to_json(), "seed": cfg.seed, "backbone": cfg.backbone, "backbone_kwargs": bb_kwargs,
+        "head": cfg.head, "head_kwargs": dict(cfg.head_kwargs), "embedding_size": cfg.embedding_size,
+        "num_classes": num_classes, "classes": {"data": n_syn, "real": n_real, "virtual": n_virt},
+        "class_names": ds.class_names, "images": len(ds), "steps_per_epoch": spe, "total_steps": total,
+        "world_size": world,
+        "input": {"size": cfg.input_size, "channels": "RGB", "normalisation": "(x / 255 - 0.5) / 0.5"},
+        "provenance": provenance(),
+    }
+    if rank == 0:
+        write_json(out / "config.json", meta)
+
+    loader = _loader(ds, StepBatchSampler(len(ds), B, cfg.seed, start, stop if not fit_to_time else 10**9, rank,
+                                          world), cfg, device)
+    real_iter = None
+    if real is not None:
+        real_iter = iter(_loader(real, RealBatchSampler(len(real), B, cfg, start, 10**9 if fit_to_time else stop,
+                                                        rank, world), cfg, device))
+
+    log = val_log = tb = None
+    if rank == 0:
+        log = CsvLog(out / "log.csv", ["step", "epoch", "lr", "loss", "samples_per_s", "sampled_classes", "time"],
+                     append=cfg.resume)
+        if cfg.val:
+            val_log = CsvLog(out / "val.csv", ["step", "epoch", "benchmark", "accuracy"], append=cfg.resume)
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard extra
+
+            tb = SummaryWriter(str(out / "tensorboard"))
+    bar = None
+    if rank == 0 and cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=None if fit_to_time else stop, initial=start, desc="train", unit="step", dynamic_ncols=True)
+
+    kill_at = int(os.environ.get("SYNTHFR_KILL_AT_STEP", "0"))  # test hook: SIGKILL after this step
+    t_start = t_log = time.time()
+    seen = 0
+    step = start
+    model.train()
+    pfc.train()
+    val_every = max(1, int(round(cfg.val_every * spe)))
+    for step, (x, labels, weights, _) in zip(range(start, stop), loader):
+        if fit_to_time and step == start + calib:
+            rate = calib / max(time.time() - t_start, 1e-9)
+            total = step + max(1, int(rate * (cfg.time_limit - (time.time() - t_start)) * 0.98))
+            stop = min(total, cfg.max_steps) if cfg.max_steps else total
+            meta["total_steps"] = total
+            if bar is not None:
+                bar.total = stop
+            if rank == 0:
+                print(f"\nfitted the schedule to the time budget: {total} steps ({total / spe:.2f} epochs)")
+        if step >= stop:
+            step = stop
+            break
+        epoch = step // spe
+        lr = lr_at(cfg, step, spe, total)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = x.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        weights = weights.to(device, non_blocking=True)
+        if real_iter is not None and is_mix_step(cfg, step):
+            xr, lr_labels, _, _ = next(real_iter)
+            x, labels, weights = domain_mixup(x, labels, weights, xr.to(device), lr_labels.to(device),
+                                              cfg.domain_mixup_ratio)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            emb = model(x)
+        loss = pfc(emb.float(), labels, weights)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(backbone.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        done = step + 1
+        seen += x.shape[0] * world
+
+        if rank == 0 and (done % cfg.log_every == 0 or done == stop):
+            now = time.time()
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise RuntimeError(f"loss became {lv} at step {done}; lower --lr or check the data")
+            row = {"step": done, "epoch": round(done / spe, 4), "lr": lr, "loss": lv,
+                   "samples_per_s": round(seen / max(now - t_log, 1e-9), 3), "sampled_classes": pfc.last_num_sampled,
+                   "time": round(now - t_start, 2)}
+            log.write(row)
+            if tb is not None:
+                tb.add_scalar("loss", lv, done)
+                tb.add_scalar("lr", lr, done)
+            if bar is not None:
+                bar.set_postfix(loss=f"{lv:.3f}", lr=f"{lr:.4g}", ep=f"{done / spe:.2f}")
+            t_log, seen = now, 0
+        if bar is not None:
+            bar.update(1)
+
+        epoch_end = done % spe == 0
+        if cfg.val and (done % val_every == 0 or done == stop):
+            if rank == 0:
+                for name, acc in validate(backbone, list(cfg.val), device, cfg.input_size).items():
+                    val_log.write({"step": done, "epoch": round(done / spe, 4), "benchmark": name, "accuracy": acc})
+                    if tb is not None:
+                        tb.add_scalar(f"val/{name}", acc, done)
+                    print(f"\nstep {done} (epoch {done / spe:.2f}): {name} accuracy {acc:.4f}")
+            D.barrier()
+        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or (epoch_end and done < stop):
+            save_checkpoint(out, done, backbone, pfc, opt, scaler,
+                            extra={"epoch": done / spe, "lr": lr, "total_steps": total}, keep=cfg.keep_checkpoints)
+        if kill_at and done == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if cfg.time_limit and time.time() - t_start > cfg.time_limit:
+            if rank == 0:
+                print(f"\ntime limit of {cfg.time_limit:.0f} s reached at step {done}")
+            step = done
+            break
+        step = done
+    else:
+        step = stop if stop > start else start
+    if bar is not None:
+        bar.close()
+
+    # final outputs ------------------------------------------------------------------------------------------
+    save_checkpoint(out, step, backbone, pfc, opt, scaler, extra={"epoch": step / spe, "total_steps": total},
+                    keep=cfg.keep_checkpoints)
+    cls = classifier_state(pfc)
+    if rank == 0:
+        save_file({k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()},
+                  str(out / "model.safetensors"), metadata={"backbone": cfg.backbone, "step": str(step)})
+        save_file(cls, str(out / "head.safetensors"), metadata={"head": cfg.head, "num_classes": str(num_classes)})
+        if n_virt:
+            v = F.normalize(cls["weight"][n_syn + n_real:].float(), dim=1).numpy().astype(np.float32)
+            np.save(out / "virtual_identities.npy", v)
+        meta["final_step"] = step
+        write_json(out / "config.json", meta)
+        for lg in (log, val_log):
+            if lg is not None:
+                lg.close()
+        if tb is not None:
+            tb.close()
+    D.barrier()
+    return out

@@ -1,0 +1,258 @@
+"""AttrOP (Vec2Face's attribute operation), bounded: steer condition vectors towards a head pose / quality.
+
+For every image with a target, the condition vector ``c`` (starting at the identity vector ``x``) takes at
+most ``steps`` normalised gradient steps of length ``step_size`` on
+
+    loss = ((yaw(G(c, s)) − yaw*) / 10°)² + ((pitch − pitch*) / 10°)² + relu(q* − q)
+           + id_weight · relu(1 − cos(E(G(c, s)), x) − 0.8·id_bound)
+
+where ``G`` is a differentiable generator (``synthfr-small`` by default), ``s`` the image's seed, ``yaw``/
+``pitch`` the differentiable pose estimator of :mod:`synthfr.face.pose`, ``E`` the generator's embedder
+(``dlib-torch``) and ``q`` the quality proxy: the norm of dlib's raw descriptor before normalisation
+(``--quality`` targets are in those units; it is a proxy, not a trained quality head). An image *meets* its
+target when ``|yaw − yaw*| ≤ tol_deg`` (and pitch, quality likewise) **and** ``1 − cos(E(G(c, s)), x) ≤
+id_bound``. It stops as soon as it does; otherwise the vector with the smallest violation seen is kept. No
+image ever takes more than ``steps`` steps (Vec2Face's loop can run forever); each image's ``params`` record
+the target, the estimates, the identity cosine, the steps taken and ``met``.
+
+Targets per identity: ``targets="20:yaw=60,10:yaw=85"`` gives images 0–19 yaw ±60°, 20–29 yaw ±85° (signs
+alternate with the image index when ``mirror_yaw``), the rest the plain identity vector. Keys: ``yaw``,
+``pitch`` (degrees) and ``quality``.
+
+Seeds: the optimisation is for the seed the image is generated with. Callers that know the generation seeds
+pass them (``apply_to(..., image_seeds=...)``); otherwise AttrOP uses ``derive_seed(seed, "attrop-image", i, k)``
+and records it as ``params["image_seed"]`` — generate the image with that seed to get the optimised pose.
+AttrOP works in the generator's own embedding space; with ``space=FILE`` (an embedding-space file) it maps
+standardised inputs there and its outputs back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from synthfr.utils.seeds import derive_seed
+from synthfr.variations import REGISTRY
+from synthfr.variations._base import Variation, VariationResult
+
+__all__ = ["AttrOP", "AttrOPConfig", "parse_targets"]
+
+
+@dataclass
+class AttrOPConfig:
+    targets: str = "20:yaw=30"
+    """Per-identity target groups 'N:key=value[:key=value],...' (keys yaw, pitch in degrees; quality)."""
+    generator: str = "synthfr-small"
+    """Differentiable generator whose output is steered (its embedder gives the identity term)."""
+    weights: str | None = None
+    """Generator weights folder (None: the generator's default)."""
+    pose_weights: str | None = None
+    """Pose estimator folder (None: the package's pose-small)."""
+    steps: int = 20
+    """Hard bound on gradient steps per image."""
+    step_size: float = 0.03
+    """Length of every step on the unit sphere (normalised gradient), so |c − x| ≤ steps·step_size."""
+    id_bound: float = 0.09
+    """Largest allowed 1 − cos(E(generated), identity vector) (0.09 = dlib's LFW threshold cos 0.91)."""
+    id_weight: float = 20.0
+    """Weight of the identity hinge in the loss."""
+    tol_deg: float = 5.0
+    """An angle target is met within this many degrees."""
+    mirror_yaw: bool = True
+    """Alternate the yaw sign with the image index (left and right profiles)."""
+    batch_size: int = 16
+    """Images optimised together."""
+    device: str = "cpu"
+    """Device of generator, pose estimator and embedder."""
+    space: str | None = None
+    """Embedding-space file: inputs are standardised vectors (mapped to the generator's space and back)."""
+
+
+def parse_targets(spec: str) -> list[tuple[int, dict[str, float]]]:
+    """'20:yaw=60,10:yaw=85:pitch=10' -> [(20, {'yaw': 60}), (10, {'yaw': 85, 'pitch': 10})]."""
+    out: list[tuple[int, dict[str, float]]] = []
+    for group in [g.strip() for g in spec.split(",") if g.strip()]:
+        parts = group.split(":")
+        try:
+            n = int(parts[0])
+            kv = {}
+            for p in parts[1:]:
+                k, v = p.split("=")
+                k = k.strip().lower()
+                if k not in ("yaw", "pitch", "quality"):
+                    raise ValueError(k)
+                kv[k] = float(v)
+        except ValueError:
+            raise ValueError(f"cannot read AttrOP target group {group!r}; write N:key=value[:key=value] with keys "
+                             "yaw, pitch (degrees) or quality, e.g. '20:yaw=60,10:yaw=85'") from None
+        if n < 0 or not kv:
+            raise ValueError(f"AttrOP target group {group!r} needs a count ≥ 0 and at least one key=value")
+        out.append((n, kv))
+    return out
+
+
+@REGISTRY.register("attrop")
+class AttrOP(Variation):
+    """Vec2Face AttrOP, bounded: ≤ N gradient steps per image towards a target yaw/pitch/quality, identity kept."""
+
+    Config = AttrOPConfig
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.groups = parse_targets(self.config.targets)
+        self._components: tuple[Any, Any, Any] | None = None
+
+    @classmethod
+    def with_components(cls, generator: Any, pose: Any, embedder: Any, **kwargs: Any) -> "AttrOP":
+        """An AttrOP using given objects (a differentiable generator, a pose net, a differentiable embedder)."""
+        obj = cls(**kwargs)
+        obj._components = (generator, pose, embedder)
+        return obj
+
+    # -- components ----------------------------------------------------------------------------------------
+    def components(self) -> tuple[Any, Any, Any]:
+        if self._components is None:
+            from synthfr.face.embedders import create_embedder
+            from synthfr.face.pose import load_pose_estimator
+            from synthfr.generators import create_generator
+
+            kw = {"weights": self.config.weights} if self.config.weights else {}
+            gen = create_generator(self.config.generator, device=self.config.device, **kw)
+            if not getattr(gen, "differentiable", False):
+                raise ValueError(f"AttrOP needs a differentiable generator; {self.config.generator!r} is not")
+            pose = load_pose_estimator(self.config.pose_weights, device=self.config.device)
+            emb = create_embedder(gen.embedder, device=self.config.device)
+            self._components = (gen, pose, emb)
+        return self._components
+
+    def target_of(self, k: int) -> dict[str, float] | None:
+        """The target of image index ``k`` (None: untouched), with the yaw sign applied."""
+        start = 0
+        for n, kv in self.groups:
+            if start <= k < start + n:
+                t = dict(kv)
+                if "yaw" in t and self.config.mirror_yaw and k % 2 == 1:
+                    t["yaw"] = -t["yaw"]
+                return t
+            start += n
+        return None
+
+    # -- the variation ---------------------------------------------------------------------------------------
+    def apply_to(self, identity_vectors: np.ndarray, identity_indices: Sequence[int], images_per_id: int,
+                 seed: int = 0, image_seeds: np.ndarray | None = None) -> VariationResult:
+        """Conditions for identities ``identity_indices``; ``image_seeds`` (len×K) are the generation seeds."""
+        x = np.asarray(identity_vectors, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"identity vectors must be an N×D array, got shape {x.shape}")
+        space = None
+        if self.config.space:
+            from synthfr.spaces import EmbeddingSpace
+
+            space = EmbeddingSpace.load(self.config.space)
+            x = space.from_standard(x)
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        ids = np.asarray(identity_indices, dtype=np.int64).reshape(-1)
+        k = int(images_per_id)
+        if k < 1:
+            raise ValueError(f"images per identity must be ≥ 1, got {k}")
+        if image_seeds is not None:
+            image_seeds = np.asarray(image_seeds, dtype=np.int64).reshape(len(ids), k)
+        m = len(ids) * k
+        cond = np.repeat(x[ids], k, axis=0).astype(np.float32)
+        params: list[dict[str, Any]] = [{} for _ in range(m)]
+        jobs: list[tuple[int, int, int, dict[str, float]]] = []  # (row, identity, seed, target)
+        for r in range(m):
+            i, kk = int(ids[r // k]), r % k
+            t = self.target_of(kk)
+            s = int(image_seeds[r // k, kk]) if image_seeds is not None else derive_seed(seed, "attrop-image", i, kk)
+            params[r] = {"image_seed": s}
+            if t is not None:
+                jobs.append((r, i, s, t))
+        bs = max(1, int(self.config.batch_size))
+        for j in range(0, len(jobs), bs):
+            chunk = jobs[j:j + bs]
+            vecs, recs = self.optimise(np.stack([x[i] for _, i, _, _ in chunk]), [s for _, _, s, _ in chunk],
+                                       [t for _, _, _, t in chunk])
+            for (r, _, _, _), v, rec in zip(chunk, vecs, recs):
+                cond[r] = v
+                params[r].update(rec)
+        if space is not None:
+            cond = space.to_standard(cond)
+        return VariationResult(conditions=cond, identity=np.repeat(ids, k), index=np.tile(np.arange(k), len(ids)),
+                               params=params, soft_label=[None] * m, variation=self.registry_name)
+
+    def optimise(self, identity: np.ndarray, seeds: Sequence[int], targets: Sequence[dict[str, float]]
+                 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Bounded AttrOP on a batch: returns the chosen vectors and one record per image."""
+        import torch
+        import torch.nn.functional as F
+
+        gen, pose, emb = self.components()
+        cfg = self.config
+        dev = torch.device(cfg.device)
+        xi = torch.as_tensor(identity, dtype=torch.float32, device=dev)
+        b = xi.shape[0]
+        nan = float("nan")
+
+        def col(key: str) -> tuple[torch.Tensor, torch.Tensor]:
+            v = torch.tensor([t.get(key, nan) for t in targets], dtype=torch.float32, device=dev)
+            return torch.nan_to_num(v), ~torch.isnan(v)
+
+        ty, hy = col("yaw")
+        tp, hp = col("pitch")
+        tq, hq = col("quality")
+        c = xi.clone()
+        best = c.clone()
+        best_score = torch.full((b,), float("inf"), device=dev)
+        best_rec: list[dict[str, Any]] = [{} for _ in range(b)]
+        done = torch.zeros(b, dtype=torch.bool, device=dev)
+        steps = torch.zeros(b, dtype=torch.long, device=dev)
+        seeds = list(seeds)
+        for t in range(cfg.steps + 1):
+            cv = c.detach().requires_grad_(True)
+            img = gen.generate_tensor(cv, seeds)
+            ang = pose(img)
+            desc = emb.descriptors(img) if hasattr(emb, "descriptors") else emb(img)
+            e = F.normalize(desc, dim=1)
+            q = desc.norm(dim=1)
+            idd = 1 - (e * xi).sum(1)
+            ey = (ang[:, 0] - ty).abs()
+            ep = (ang[:, 1] - tp).abs()
+            eq = F.relu(tq - q)
+            ok_attr = (~hy | (ey <= cfg.tol_deg)) & (~hp | (ep <= cfg.tol_deg)) & (~hq | (eq <= 0))
+            met = ok_attr & (idd <= cfg.id_bound)
+            violation = (torch.where(hy, F.relu(ey - cfg.tol_deg), 0) + torch.where(hp, F.relu(ep - cfg.tol_deg), 0)
+                         + torch.where(hq, eq, 0) + 100 * F.relu(idd - cfg.id_bound))
+            with torch.no_grad():
+                improve = (~done) & (violation.detach() < best_score)
+                for j in torch.nonzero(improve).flatten().tolist():
+                    best[j] = c[j]
+                    best_score[j] = violation[j].detach()
+                    best_rec[j] = {"yaw": round(float(ang[j, 0]), 3), "pitch": round(float(ang[j, 1]), 3),
+                                   "quality": round(float(q[j]), 4), "id_cos": round(float(1 - idd[j]), 5),
+                                   "steps": int(steps[j]), "met": bool(met[j])}
+                newly = (~done) & met
+                done |= newly
+            if bool(done.all()) or t == cfg.steps:
+                break
+            loss = (torch.where(hy, ((ang[:, 0] - ty) / 10) ** 2, 0) + torch.where(hp, ((ang[:, 1] - tp) / 10) ** 2, 0)
+                    + torch.where(hq, eq, 0) + cfg.id_weight * F.relu(idd - 0.8 * cfg.id_bound))
+            (g,) = torch.autograd.grad(loss.sum(), cv)
+            with torch.no_grad():
+                g = g - (g * c).sum(1, keepdim=True) * c  # tangent to the sphere
+                stepv = -cfg.step_size * F.normalize(g, dim=1)
+                move = (~done)[:, None]
+                c = torch.where(move, F.normalize(c + stepv, dim=1), c)
+                steps += (~done).long()
+        recs = []
+        for j in range(b):
+            r = dict(best_rec[j])
+            r["target"] = dict(targets[j])
+            r["steps_taken"] = int(steps[j])
+            r["step_bound"] = int(cfg.steps)
+            recs.append(r)
+        return best.detach().cpu().numpy().astype(np.float32), recs
+
+    def _image(self, x, i, k, rng):  # pragma: no cover - apply_to is overridden
+        raise NotImplementedError

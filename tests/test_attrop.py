@@ -1,0 +1,95 @@
+"""AttrOP: bounded attribute steering of condition vectors (tiny generator, pose net and embedder)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthfr.genmodel.model import FaceGenerator, GenModelConfig
+
+TINY = GenModelConfig(width=32, depth=1, heads=2, z_dim=8, dec_channels=(16, 8, 8), dec_residual=(False, True, False),
+                      enc_channels=(8, 8, 16, 16), chunk=4)
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    from synthfr.face.pose import PoseConfig, PoseNet
+    from synthfr.generators import create_generator
+    from synthfr.genmodel.testing import TinyEmbedder
+
+    folder = tmp_path_factory.mktemp("w") / "gen"
+    folder.mkdir()
+    torch.manual_seed(0)
+    g = FaceGenerator(TINY, with_encoder=False)
+    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"dim": 128, "model": TINY.to_json()}))
+    gen = create_generator("synthfr-small", weights=folder)
+    torch.manual_seed(1)
+    pose = PoseNet(PoseConfig(channels=(8, 8, 16, 16))).eval()
+    for p in pose.parameters():
+        p.requires_grad_(False)
+    return gen, pose, TinyEmbedder()
+
+
+def _ids(n=2, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, 128)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_parse_targets_and_signs():
+    from synthfr.variations.attrop import AttrOP, parse_targets
+
+    assert parse_targets("20:yaw=60, 10:yaw=85:pitch=5") == [(20, {"yaw": 60.0}), (10, {"yaw": 85.0, "pitch": 5.0})]
+    with pytest.raises(ValueError, match="N:key=value"):
+        parse_targets("20:roll=3")
+    a = AttrOP(targets="2:yaw=30,1:quality=1.5")
+    assert [a.target_of(k) for k in range(4)] == [{"yaw": 30}, {"yaw": -30}, {"quality": 1.5}, None]
+
+
+def test_attrop_respects_step_bound_and_records_flags(parts):
+    from synthfr.variations.attrop import AttrOP
+
+    gen, pose, emb = parts
+    x = _ids(2)
+    # unreachable target: every optimised image takes exactly the bound and is flagged as not met
+    a = AttrOP.with_components(gen, pose, emb, targets="2:yaw=1000", steps=3, step_size=0.05, id_bound=2.0)
+    res = a(x, 3, seed=7)
+    assert res.conditions.shape == (6, 128)
+    for r, p in enumerate(res.params):
+        if r % 3 < 2:
+            assert p["steps_taken"] == 3 and p["step_bound"] == 3 and p["met"] is False
+            assert p["target"]["yaw"] == (1000 if r % 3 == 0 else -1000)
+            # every step has length step_size on the sphere: the vector moved, but at most steps·step_size
+            d = float(np.linalg.norm(res.conditions[r] - x[r // 3]))
+            assert 0 < d <= 3 * 0.05 + 1e-5
+        else:  # images beyond the target groups keep the identity vector
+            np.testing.assert_allclose(res.conditions[r], x[r // 3], atol=1e-6)
+            assert "met" not in p and "image_seed" in p
+    # same inputs, same outputs (optimisation is deterministic)
+    np.testing.assert_array_equal(a(x, 3, seed=7).conditions, res.conditions)
+
+
+def test_attrop_stops_as_soon_as_target_is_met(parts):
+    from synthfr.variations.attrop import AttrOP
+
+    gen, pose, emb = parts
+    x = _ids(1)
+    a = AttrOP.with_components(gen, pose, emb, targets="2:yaw=0", steps=5, tol_deg=1e6, id_bound=2.0)
+    res = a(x, 2, seed=1)
+    assert all(p["met"] and p["steps_taken"] == 0 for p in res.params)
+    np.testing.assert_allclose(res.conditions, np.repeat(x, 2, 0), atol=1e-6)
+
+
+def test_attrop_uses_given_image_seeds(parts):
+    from synthfr.variations.attrop import AttrOP
+
+    gen, pose, emb = parts
+    x = _ids(1)
+    a = AttrOP.with_components(gen, pose, emb, targets="1:yaw=50", steps=2)
+    res = a.apply_to(x, [0], 1, seed=0, image_seeds=np.array([[1234]]))
+    assert res.params[0]["image_seed"] == 1234 and res.params[0]["steps_taken"] <= 2

@@ -1,0 +1,150 @@
+"""Quality metrics against brute-force references; leakage finds a planted duplicate; CLI + HTML report."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+
+from synthfr.quality import REGISTRY
+from synthfr.quality.evaluate import evaluate_quality
+from synthfr.quality.leakage import clean_leaked
+from synthfr.quality.metrics import eer
+
+
+def dataset(c=25, k=6, d=16, spread=0.8, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(c, d))
+    lab = np.repeat(np.arange(c), k)
+    e = centres[lab] + spread * rng.normal(size=(c * k, d))
+    return (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32), lab * 3 + 1  # non-contiguous labels
+
+
+def brute_centres(e, lab):
+    cls = sorted(set(lab.tolist()))
+    cs = []
+    for c in cls:
+        m = e[lab == c].astype(np.float64).sum(0)
+        cs.append(m / np.linalg.norm(m))
+    return cls, np.array(cs)
+
+
+@pytest.mark.parametrize("name", REGISTRY.list())
+def test_every_metric_returns_plain_json(name):
+    e, lab = dataset()
+    out = REGISTRY.get(name)(e, lab, reference=e[:10])
+    json.dumps(out)  # plain floats / lists only
+
+
+def test_separability_brute_force():
+    e, lab = dataset(spread=1.5, d=8)
+    out = REGISTRY.get("separability")(e, lab, threshold=0.4)
+    _, c = brute_centres(e, lab)
+    sep = []
+    for i in range(len(c)):
+        sep.append(all(c[i] @ c[j] <= 0.4 for j in range(len(c)) if j != i))
+    assert out["separability"] == pytest.approx(np.mean(sep))
+    assert 0 < out["separability"] < 1
+    assert out["curve_n"][-1] == len(c) and out["curve_fraction"][-1] == pytest.approx(np.mean(sep))
+    assert len(out["curve_n"]) == len(out["curve_fraction"])
+
+
+def test_noise_brute_force():
+    e, lab = dataset(d=4, spread=0.5)
+    out = REGISTRY.get("noise")(e, lab, threshold=0.7)
+    cls, c = brute_centres(e, lab)
+    pairs = [(cls[i], cls[j]) for i in range(len(c)) for j in range(i + 1, len(c)) if c[i] @ c[j] > 0.7]
+    assert out["noise_pairs"] == len(pairs) > 0
+    assert {(p["a"], p["b"]) for p in out["pairs"]} == set(pairs)
+
+
+def test_consistency_brute_force():
+    e, lab = dataset(spread=2.0)
+    out = REGISTRY.get("consistency")(e, lab, threshold=0.3)
+    cls, c = brute_centres(e, lab)
+    cos = np.array([e[r] @ c[cls.index(lab[r])] for r in range(len(e))])
+    assert out["inconsistent_fraction"] == pytest.approx(np.mean(cos < 0.3))
+    assert out["mean_cos_to_centre"] == pytest.approx(cos.mean(), abs=1e-5)
+    assert sum(out["cos_to_centre_hist"]["counts"]) == len(e)
+
+
+def test_eer_brute_force():
+    rng = np.random.default_rng(0)
+    g, im = rng.normal(1.0, 1.0, 300), rng.normal(-0.5, 1.0, 500)
+    rate, thr = eer(g, im)
+    best = min((abs(np.mean(g < t) - np.mean(im >= t)), (np.mean(g < t) + np.mean(im >= t)) / 2)
+               for t in np.concatenate([g, im, [np.inf]]))
+    assert rate == pytest.approx(best[1], abs=2e-3)
+    assert eer(np.array([1.0, 0.9]), np.array([0.1, 0.2]))[0] == 0.0
+
+
+def test_verification_pairs_brute_force():
+    e, lab = dataset(c=10, k=4)
+    out = REGISTRY.get("verification")(e, lab, max_pairs=10_000)
+    gen = [e[i] @ e[j] for i in range(len(e)) for j in range(i + 1, len(e)) if lab[i] == lab[j]]
+    assert out["genuine_pairs"] == len(gen) and not out["genuine_sampled"]
+    assert out["genuine_mean"] == pytest.approx(np.mean(gen), abs=1e-5)
+    sampled = REGISTRY.get("verification")(e, lab, max_pairs=20)
+    assert sampled["genuine_sampled"] and sampled["genuine_pairs"] == 20
+
+
+def test_leakage_finds_planted_duplicate_and_cleans():
+    e, lab = dataset(c=40, k=8, d=32, spread=0.6)
+    # reference = other images of identities 4 and 10 (a "real" set that the synthetic set leaked)
+    ref, rlab = dataset(c=40, k=8, d=32, spread=0.6, seed=0)
+    rng = np.random.default_rng(5)
+    keep = np.isin(rlab, [4 * 3 + 1, 10 * 3 + 1])
+    ref = ref[keep] + 0.05 * rng.normal(size=ref[keep].shape).astype(np.float32)
+    rl = rlab[keep] + 1000
+    other = dataset(c=30, k=5, d=32, seed=7)
+    ref = np.concatenate([ref, other[0]])
+    rl = np.concatenate([rl, other[1] + 5000])
+    out = REGISTRY.get("leakage")(e, lab, reference=ref, reference_labels=rl, threshold=0.8, top_k=5)
+    assert sorted(out["leaked_identities"]) == [13, 31]
+    assert out["top_pairs"][0]["cos"] > 0.8 and out["leaked_count"] == 2
+    ce, cl, mask = clean_leaked(e, lab, out["leaked_identities"])
+    assert len(ce) == len(e) - 16 and not np.isin(cl, [13, 31]).any()
+
+
+def test_evaluate_quality_and_cli_report(tmp_path):
+    e, lab = dataset()
+    np.save(tmp_path / "e.npy", e)
+    np.save(tmp_path / "e.labels.npy", lab)
+    np.save(tmp_path / "r.npy", e[lab == 1][:3])
+    q = evaluate_quality(e, lab, reference=e[:3])
+    assert {"separability", "noise", "consistency", "verification", "leakage", "space"} <= set(q)
+    from synthfr.cli import main
+
+    rc = main(["quality", "--embeddings", str(tmp_path / "e.npy"), "--reference", str(tmp_path / "r.npy"),
+               "--json", str(tmp_path / "q.json"), "--html", str(tmp_path / "q.html"),
+               "--clean-out", str(tmp_path / "clean.npy")])
+    assert rc == 0
+    q = json.loads((tmp_path / "q.json").read_text())
+    assert q["leakage"]["leaked_count"] >= 1 and q["cleaned"]["rows_dropped"] >= 6
+    page = (tmp_path / "q.html").read_text()
+    imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(imgs) >= 5 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in imgs)
+    assert main(["quality", "--embeddings", str(tmp_path / "missing.npy")]) == 1
+
+
+def test_cli_quality_on_image_folder_with_embedder(tmp_path):
+    """The DATASET_DIR --embedder form on a tiny slice of the real CelebA subset (skips without shared data)."""
+    from conftest import shared_file
+
+    root = shared_file("celeba")
+    ids = sorted(p for p in root.iterdir() if p.is_dir())[:3]
+    ds = tmp_path / "ds"
+    for d in ids:
+        (ds / d.name).mkdir(parents=True)
+        for f in sorted(d.glob("*.jpg"))[:3]:
+            (ds / d.name / f.name).symlink_to(f)
+    from synthfr.cli import main
+
+    rc = main(["quality", str(ds), "--embedder", "dlib", "--json", str(tmp_path / "q.json"), "--quiet",
+               "--metrics", "separability,consistency,verification"])
+    assert rc == 0
+    q = json.loads((tmp_path / "q.json").read_text())
+    assert q["n_identities"] == 3 and q["dim"] == 128 and q["n_embeddings"] >= 6
+    assert (tmp_path / "quality_embeddings.npy").is_file()
