@@ -27,10 +27,12 @@ from pathlib import Path
 import numpy as np
 
 
-def lfw_embeddings(path: str, emb) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+def lfw_embeddings(path: str, emb, pairs: int | None = None) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
     from synthfr.data.benchmarks import decode_image, load_bin_raw
 
     raw, issame = load_bin_raw(path)
+    if pairs:
+        raw, issame = raw[:2 * pairs], issame[:pairs]
     imgs = np.stack([decode_image(b) for b in raw])
     return emb.embed(imgs), issame, raw
 
@@ -58,6 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lfw", required=True)
     ap.add_argument("--gallery", required=True, help="training-gallery embeddings (.npy, N×128 or N×2×128)")
     ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--pairs", type=int, default=None, help="only the first N LFW pairs (dry runs)")
     ap.add_argument("--n-ids", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--n-sep", type=int, default=300)
@@ -84,8 +87,8 @@ def main(argv=None) -> int:
     res["trained_steps"] = gen.meta.get("trained_steps")
     emb = create_embedder("dlib-torch", device="cpu")
     t0 = time.time()
-    e_lfw, issame, raw = lfw_embeddings(args.lfw, emb)
-    thr, acc = tenfold_threshold(e_lfw, issame)
+    e_lfw, issame, raw = lfw_embeddings(args.lfw, emb, args.pairs)
+    thr, acc = tenfold_threshold(e_lfw, issame) if len(issame) >= 20 else (float("nan"), float("nan"))
     res["lfw_threshold_10fold"] = thr
     res["lfw_accuracy_10fold"] = acc
     thr = args.threshold if args.threshold is not None else thr
@@ -176,12 +179,10 @@ def main(argv=None) -> int:
 
         t0 = time.time()
         n = args.n_attrop
-        a = AttrOP(targets=f"1:yaw=30", mirror_yaw=False, steps=args.attrop_steps, weights=args.weights,
-                   id_bound=1 - thr)
-        a._components = (gen, None, None)
         from synthfr.face.pose import load_pose_estimator
 
-        a._components = (gen, load_pose_estimator(), emb)
+        a = AttrOP.with_components(gen, load_pose_estimator(), emb, targets="1:yaw=30", mirror_yaw=False,
+                                   steps=args.attrop_steps, id_bound=1 - thr)
         out = a.apply_to(cond[:n], np.arange(n), 1, seed=3)
         seeds = np.array([p["image_seed"] for p in out.params], np.int64)
         imgs = gen.generate(out.conditions, seeds)

@@ -93,3 +93,15 @@ def test_attrop_uses_given_image_seeds(parts):
     a = AttrOP.with_components(gen, pose, emb, targets="1:yaw=50", steps=2)
     res = a.apply_to(x, [0], 1, seed=0, image_seeds=np.array([[1234]]))
     assert res.params[0]["image_seed"] == 1234 and res.params[0]["steps_taken"] <= 2
+
+
+def test_attrop_apply_rows_matches_full_run(parts):
+    from synthfr.variations.attrop import AttrOP
+
+    gen, pose, emb = parts
+    x = _ids(3, seed=4)
+    a = AttrOP.with_components(gen, pose, emb, targets="1:yaw=40", steps=2)
+    full = a(x, 2, seed=9)
+    sub = a.apply(x, 2, 9, rows=[2])
+    np.testing.assert_array_equal(sub.conditions, full.conditions[4:6])
+    assert sub.params == full.params[4:6]

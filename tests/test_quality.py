@@ -148,3 +148,18 @@ def test_cli_quality_on_image_folder_with_embedder(tmp_path):
     q = json.loads((tmp_path / "q.json").read_text())
     assert q["n_identities"] == 3 and q["dim"] == 128 and q["n_embeddings"] >= 6
     assert (tmp_path / "quality_embeddings.npy").is_file()
+
+
+def test_report_builders_compose(tmp_path):
+    from synthfr.report import html, plots
+    from synthfr.report.samplers import sampler_sections
+    from synthfr.samplers import sample_identities
+
+    x, st = sample_identities("hyperface", 60, dim=8, time_budget=None, iterations=20, progress=False,
+                              out=tmp_path / "ids.npy")
+    secs = sampler_sections(st, np.load(tmp_path / "ids.std.npy"))
+    png = plots.hist_png({"a": {"edges": [0, 0.5, 1], "counts": [1, 2]}}, title="t")
+    doc = html.page("r", secs + [html.section("extra", html.figure(png, "cap"), html.table([[1, 0.5, "x"]]))])
+    p = html.write_html(tmp_path / "r.html", doc)
+    text = p.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") >= 3

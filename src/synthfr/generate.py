@@ -455,7 +455,7 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
         import yaml
 
         old = yaml.safe_load(cfg_path.read_text()) or {}
-        if _comparable(old) != _comparable(doc):
+        if _comparable(old) != _comparable(yaml.safe_load(dump_yaml(doc))):  # compare as YAML reads back
             raise ValueError(f"{out} already holds a dataset made with different settings ({_diff(old, doc)}); "
                              "use a new --out, or the same settings to --resume it")
     manifest_path = out / "manifest.jsonl"

@@ -330,7 +330,10 @@ def align_folder(in_dir: str | Path, out_dir: str | Path, size: int = 112, *, js
         else:
             import multiprocessing as mp
 
-            ctx = mp.get_context("spawn" if os.name == "nt" else "fork")
+            # spawn, not fork: a forked child deadlocks in OpenCV (and torch) when the parent has already
+            # started their thread pools. Scripts calling align_folder need the usual
+            # `if __name__ == "__main__":` guard.
+            ctx = mp.get_context("spawn")
             with ctx.Pool(workers, initializer=_worker_init, initargs=(cfg,)) as pool:
                 consume(pool.imap_unordered(_align_task, jobs, chunksize=8))
     failed.sort(key=lambda f: f["path"])

@@ -209,6 +209,8 @@ class DlibTorchEmbedder(Embedder, nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
         self.to(self.device)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
 
     def chips(self, x: torch.Tensor) -> torch.Tensor:
         """The dlib-normalised 150×150 chips of a [0, 1] batch of aligned faces."""

@@ -87,6 +87,12 @@ class GenTrainConfig:
     """Weight of the losses on condition vectors without a real image."""
     id_start: int = 0
     """Step from which identity + perceptual losses are on (before: pixel + KL only, much faster on CPU)."""
+    id_ramp: int = 1000
+    """Steps over which the identity and perceptual weights ramp up linearly after ``id_start`` (0: at once);
+    a full-strength identity loss on an untrained decoder breeds adversarial high-frequency texture."""
+    id_jitter: float = 4.0
+    """Random shift (± pixels at 112 px) and ±3 % scale applied alike to output and target before the embedder,
+    so the identity loss cannot be met with pixel-exact adversarial texture (0: off)."""
     gan_start: int = 3000
     """Step from which the patch-GAN is trained and used."""
     synth_start: int = 3000
@@ -411,6 +417,17 @@ def _synthetic_conditions(data: TrainData, n: int, cfg: GenTrainConfig, g: torch
     return F.normalize(out, dim=1)
 
 
+def _jitter_grid(n: int, g: torch.Generator, px: float, size: int, dev: torch.device) -> torch.Tensor:
+    """Sampling grids of random shifts (± ``px`` pixels) and ±3 % scalings, one per image."""
+    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (2 * px / size)
+    scale = 1 + (torch.rand(n, generator=g) * 2 - 1) * 0.03
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = scale
+    theta[:, 1, 1] = scale
+    theta[:, :, 2] = shift
+    return F.affine_grid(theta, [n, 3, size, size], align_corners=False).to(dev)
+
+
 def _to_float(images_u8: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images_u8.to(device).permute(0, 3, 1, 2).float() / 255.0
 
@@ -551,18 +568,24 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             ys = None
             if n_syn:
                 ys, _ = G.forward_train(syn_cond, None, torch.ones(n_syn, device=dev), syn_noise.to(dev), None)
+            grid = _jitter_grid(bs + n_syn, g, cfg.id_jitter, x.shape[-1], dev) if cfg.id_jitter > 0 else None
             if use_id:
+                ramp = min(1.0, (step - cfg.id_start + 1) / cfg.id_ramp) if cfg.id_ramp > 0 else 1.0
                 both = y if ys is None else torch.cat([y, ys])
+                xt = x
+                if grid is not None:
+                    both = F.grid_sample(both, grid, padding_mode="border", align_corners=False)
+                    xt = F.grid_sample(x, grid[:bs], padding_mode="border", align_corners=False)
                 eo, fo = embed_with_features(embedder, both)
                 with torch.no_grad():
-                    _, ft = embed_with_features(embedder, x)
+                    _, ft = embed_with_features(embedder, xt)
                 idl = (1 - (eo[:bs] * cond).sum(1)).mean()
                 perc = _perceptual([f[:bs] for f in fo], ft)
-                loss = loss + cfg.w_id * idl + cfg.w_perc * perc
+                loss = loss + ramp * (cfg.w_id * idl + cfg.w_perc * perc)
                 logs.update(id=float(idl.detach()), perc=float(perc.detach()))
                 if ys is not None:
                     sid = (1 - (eo[bs:] * syn_cond).sum(1)).mean()
-                    loss = loss + cfg.w_syn * sid
+                    loss = loss + ramp * cfg.w_syn * sid
                     logs["syn_id"] = float(sid.detach())
             if use_gan:
                 dg = -D(y).mean()

@@ -7,7 +7,7 @@ import os
 import torch
 
 __all__ = ["init_distributed", "is_distributed", "rank", "world_size", "local_rank", "barrier", "all_gather_grad",
-           "all_reduce_sum_grad", "all_reduce_max", "cleanup", "is_main"]
+           "all_reduce_sum_grad", "all_reduce_max", "cleanup", "is_main", "broadcast_floats"]
 
 
 def _dist():
@@ -134,3 +134,13 @@ def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         _dist().all_reduce(x, op=_dist().ReduceOp.MAX)
     return x
+
+
+def broadcast_floats(values: list[float], device: torch.device | str = "cpu") -> list[float]:
+    """Rank 0's ``values`` on every rank (identity in a single process): keeps wall-clock decisions (time
+    limits, time-based schedules) identical across ranks."""
+    if not is_distributed():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    _dist().broadcast(t, src=0)
+    return [float(v) for v in t.tolist()]

@@ -36,15 +36,24 @@ __all__ = ["train", "lr_at", "StepBatchSampler", "RealBatchSampler", "BackboneEm
 
 
 # -- schedule ---------------------------------------------------------------------------------------------
-def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:
-    """Learning rate of ``step`` (0-based): linear warm-up, then multi-step, poly (power 2) or cosine decay."""
+def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int, frac: float | None = None) -> float:
+    """Learning rate of ``step`` (0-based): linear warm-up, then multi-step, poly (power 2) or cosine decay.
+
+    ``frac`` (0..1) overrides the progress after warm-up (time-budget runs use the elapsed fraction of the
+    budget); multi-step milestones > 1 (epochs) then still count epochs.
+    """
     warm = int(round(cfg.warmup_epochs * steps_per_epoch))
     if step < warm:
         return cfg.lr * (step + 1) / warm
+    if frac is None:
+        frac = (step - warm) / max(1, total_steps - warm)
+    frac = min(max(frac, 0.0), 1.0)
     if cfg.schedule == "multistep":
-        miles = [int(round(m * total_steps)) if m <= 1 else int(round(m * steps_per_epoch)) for m in cfg.milestones]
-        return cfg.lr * cfg.lr_gamma ** sum(step >= m for m in miles)
-    frac = (step - warm) / max(1, total_steps - warm)
+        passed = 0
+        for m in cfg.milestones:
+            passed += (step >= int(round(m * steps_per_epoch))) if m > 1 else (
+                (frac >= m) if total_steps <= 0 else (step >= int(round(m * total_steps))))
+        return cfg.lr * cfg.lr_gamma ** passed
     if cfg.schedule == "poly":
         return cfg.lr * (1 - frac) ** 2
     if cfg.schedule == "cosine":
@@ -244,14 +253,13 @@ def train(cfg: TrainConfig) -> Path:
     spe = len(ds) // B
     if spe == 0:
         raise ValueError(f"{cfg.data} has {len(ds)} images, fewer than one batch of {B}; lower --batch-size")
-    # epochs <= 0 with a time limit: the schedule length is fitted to the time budget after `calib` steps
-    # (measured speed); such runs are not step-reproducible, everything else is.
+    # epochs <= 0 with a time limit: the schedule follows the elapsed fraction of the time budget instead of
+    # the step count (such runs are not step-reproducible; everything else is).
     fit_to_time = cfg.epochs <= 0
     if fit_to_time and not cfg.time_limit:
         raise ValueError("--epochs 0 (fit the schedule to the time budget) needs --time-limit SECONDS")
     total = 10**9 if fit_to_time else max(1, int(round(cfg.epochs * spe)))
     stop = min(total, cfg.max_steps) if cfg.max_steps else total
-    calib = max(10, int(round(cfg.warmup_epochs * spe)) // 2)
 
     # model ----------------------------------------------------------------------------------------------
     torch.manual_seed(cfg.seed)
@@ -323,20 +331,18 @@ def train(cfg: TrainConfig) -> Path:
     pfc.train()
     val_every = max(1, int(round(cfg.val_every * spe)))
     for step, (x, labels, weights, _) in zip(range(start, stop), loader):
-        if fit_to_time and step == start + calib:
-            rate = calib / max(time.time() - t_start, 1e-9)
-            total = step + max(1, int(rate * (cfg.time_limit - (time.time() - t_start)) * 0.98))
-            stop = min(total, cfg.max_steps) if cfg.max_steps else total
-            meta["total_steps"] = total
-            if bar is not None:
-                bar.total = stop
-            if rank == 0:
-                print(f"\nfitted the schedule to the time budget: {total} steps ({total / spe:.2f} epochs)")
-        if step >= stop:
-            step = stop
-            break
         epoch = step // spe
-        lr = lr_at(cfg, step, spe, total)
+        elapsed = time.time() - t_start
+        if cfg.time_limit:  # every rank follows rank 0's clock
+            elapsed = D.broadcast_floats([elapsed], device)[0]
+            if elapsed > cfg.time_limit:
+                if rank == 0:
+                    print(f"\ntime limit of {cfg.time_limit:.0f} s reached after step {step}")
+                break
+        if fit_to_time:
+            lr = lr_at(cfg, step, spe, 0, frac=elapsed / cfg.time_limit)
+        else:
+            lr = lr_at(cfg, step, spe, total)
         for g in opt.param_groups:
             g["lr"] = lr
         x = x.to(device, non_blocking=True)
@@ -391,11 +397,6 @@ def train(cfg: TrainConfig) -> Path:
                             extra={"epoch": done / spe, "lr": lr, "total_steps": total}, keep=cfg.keep_checkpoints)
         if kill_at and done == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-        if cfg.time_limit and time.time() - t_start > cfg.time_limit:
-            if rank == 0:
-                print(f"\ntime limit of {cfg.time_limit:.0f} s reached at step {done}")
-            step = done
-            break
         step = done
     else:
         step = stop if stop > start else start

@@ -172,8 +172,11 @@ class AttrOP(Variation):
         bs = max(1, int(self.config.batch_size))
         for j in range(0, len(jobs), bs):
             chunk = jobs[j:j + bs]
-            vecs, recs = self.optimise(np.stack([x[i] for _, i, _, _ in chunk]), [s for _, _, s, _ in chunk],
-                                       [t for _, _, _, t in chunk])
+            # always optimise exactly `bs` images (padding with copies of the first): every network then sees
+            # the same batch shape, so an image's result does not depend on which others share its chunk
+            pad = chunk + [chunk[0]] * (bs - len(chunk))
+            vecs, recs = self.optimise(np.stack([x[i] for _, i, _, _ in pad]), [s for _, _, s, _ in pad],
+                                       [t for _, _, _, t in pad])
             for (r, _, _, _), v, rec in zip(chunk, vecs, recs):
                 cond[r] = v
                 params[r].update(rec)
@@ -181,6 +184,14 @@ class AttrOP(Variation):
             cond = space.to_standard(cond)
         return VariationResult(conditions=cond, identity=np.repeat(ids, k), index=np.tile(np.arange(k), len(ids)),
                                params=params, soft_label=[None] * m, variation=self.registry_name)
+
+    def apply(self, identity_vectors: np.ndarray, images_per_id: int, seed: int = 0,
+              rows: Sequence[int] | None = None, image_seeds: np.ndarray | None = None) -> VariationResult:
+        """Pipeline entry point: only the identities ``rows`` (all when None) are optimised.
+
+        ``image_seeds`` (len(rows)×K) should be the seeds the generation loop will use for those images."""
+        rows = np.arange(len(identity_vectors)) if rows is None else np.asarray(rows, dtype=np.int64)
+        return self.apply_to(identity_vectors, rows, images_per_id, seed, image_seeds=image_seeds)
 
     def optimise(self, identity: np.ndarray, seeds: Sequence[int], targets: Sequence[dict[str, float]]
                  ) -> tuple[np.ndarray, list[dict[str, Any]]]:
