@@ -86,7 +86,8 @@ class _Block(nn.Module):
         super().__init__()
         kinds = [l.kind for l in layers]
         self.down = "avg_pool" in kinds
-        expected = ["con", "affine", "relu", "con", "affine"] + (["avg_pool"] if self.down else []) + ["add_prev", "relu"]
+        expected = (["con", "affine", "relu", "con", "affine"] + (["avg_pool"] if self.down else [])
+                    + ["add_prev", "relu"])
         if kinds != expected:
             raise DlibFormatError(f"unexpected residual block layout {kinds}; expected {expected}")
         self.conv1, self.aff1 = _conv(layers[0], layers[1], fold)
@@ -239,7 +240,7 @@ class DlibTorchEmbedder(Embedder, nn.Module):
         out = np.empty((len(arr), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for i in range(0, len(arr), batch_size):
-                x = torch.from_numpy(arr[i:i + batch_size]).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+                x = torch.from_numpy(arr[i:i + batch_size]).to(self.grid.device).permute(0, 3, 1, 2).float() / 255.0
                 out[i:i + len(x)] = self.forward(x).float().cpu().numpy()
         return out
 
@@ -249,6 +250,6 @@ class DlibTorchEmbedder(Embedder, nn.Module):
         out = np.empty((len(arr), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for i in range(0, len(arr), batch_size):
-                x = torch.from_numpy(arr[i:i + batch_size]).to(self.device).permute(0, 3, 1, 2).float()
+                x = torch.from_numpy(arr[i:i + batch_size]).to(self.grid.device).permute(0, 3, 1, 2).float()
                 out[i:i + len(x)] = self.net(self.net.normalize(x)).cpu().numpy()
         return out
