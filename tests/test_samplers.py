@@ -120,11 +120,13 @@ def test_codes_certified_bound():
 
 def test_hyperface_packs_better_than_uniform_and_alg1():
     u, _ = create_sampler("uniform").sample(400, dim=32, seed=0)
-    h, st = create_sampler("hyperface", time_budget=2.0, progress=False, init="random").sample(400, dim=32, seed=0)
-    a1, _ = create_sampler("hyperface-alg1", time_budget=2.0, iterations=None, progress=False).sample(400, dim=32, seed=0)
+    # equal step counts (a time budget would make the test depend on the machine's load)
+    h, st = create_sampler("hyperface", time_budget=None, iterations=150, progress=False,
+                           init="random").sample(400, dim=32, seed=0)
+    a1, _ = create_sampler("hyperface-alg1", iterations=150, progress=False).sample(400, dim=32, seed=0)
     mu, mh, ma = brute_max(u)[0], brute_max(h)[0], brute_max(a1)[0]
     assert mh < 0.8 * mu and mh < ma
-    assert st["steps"] > 5 and mh >= welch_bound(400, 32) - 1e-6
+    assert st["steps"] == 150 and mh >= 0.0  # > 2·D points: some pair has a non-negative cosine
 
 
 def test_hyperface_regulariser_keeps_points_near_gallery():

@@ -253,8 +253,8 @@ def train(cfg: TrainConfig) -> Path:
     spe = len(ds) // B
     if spe == 0:
         raise ValueError(f"{cfg.data} has {len(ds)} images, fewer than one batch of {B}; lower --batch-size")
-    # epochs <= 0 with a time limit: the schedule follows the elapsed fraction of the time budget instead of
-    # the step count (such runs are not step-reproducible; everything else is).
+    # epochs <= 0 with a time limit: after the warm-up steps, the schedule follows the elapsed fraction of the
+    # remaining time budget instead of the step count (such runs are not step-reproducible; everything else is).
     fit_to_time = cfg.epochs <= 0
     if fit_to_time and not cfg.time_limit:
         raise ValueError("--epochs 0 (fit the schedule to the time budget) needs --time-limit SECONDS")
@@ -330,6 +330,7 @@ def train(cfg: TrainConfig) -> Path:
     model.train()
     pfc.train()
     val_every = max(1, int(round(cfg.val_every * spe)))
+    warm_steps, t_warm = int(round(cfg.warmup_epochs * spe)), 0.0
     for step, (x, labels, weights, _) in zip(range(start, stop), loader):
         epoch = step // spe
         elapsed = time.time() - t_start
@@ -339,8 +340,10 @@ def train(cfg: TrainConfig) -> Path:
                 if rank == 0:
                     print(f"\ntime limit of {cfg.time_limit:.0f} s reached after step {step}")
                 break
-        if fit_to_time:
-            lr = lr_at(cfg, step, spe, 0, frac=elapsed / cfg.time_limit)
+        if fit_to_time:  # decay over the time left after the warm-up steps
+            if step <= warm_steps:
+                t_warm = elapsed
+            lr = lr_at(cfg, step, spe, 0, frac=(elapsed - t_warm) / max(cfg.time_limit - t_warm, 1e-9))
         else:
             lr = lr_at(cfg, step, spe, total)
         for g in opt.param_groups:
