@@ -6,7 +6,6 @@ import os
 import pickle
 import struct
 import subprocess
-import sys
 
 import numpy as np
 import pytest

@@ -198,3 +198,20 @@ def test_cli_train_resume_and_export(tmp_path):
     gen = create_generator("synthfr-small", weights=tmp_path / "w")
     assert gen.generate(_unit(1).numpy(), [3]).shape == (1, 112, 112, 3)
     assert main(["train-generator", "--out", str(tmp_path / "x"), "--set", "nonsense=1", "--data", "y"]) == 1
+
+
+def test_init_from_and_centred_identity(tmp_path):
+    from synthfr.genmodel.trainer import load_checkpoint_model, train_generator
+
+    _tiny_data(tmp_path / "faces")
+    train_generator(_cfg(tmp_path, tmp_path / "a", max_steps=2, sample_every=0), progress=False)
+    train_generator(_cfg(tmp_path, tmp_path / "c", max_steps=0, sample_every=0, init_from=str(tmp_path / "a")),
+                    progress=False)
+    a, c = load_checkpoint_model(tmp_path / "a"), load_checkpoint_model(tmp_path / "c")
+    for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
+        assert torch.equal(va, vc), k
+    out = train_generator(_cfg(tmp_path, tmp_path / "d", max_steps=3, sample_every=0, id_space="centred",
+                               init_from=str(tmp_path / "a")), progress=False)
+    assert out["step"] == 3 and np.isfinite(out["last"]["id"]) and "syn_id" in out["last"]
+    with pytest.raises(ValueError, match="id_space"):
+        train_generator(_cfg(tmp_path, tmp_path / "e", max_steps=2, sample_every=0, id_space="nope"), progress=False)

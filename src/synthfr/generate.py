@@ -533,7 +533,8 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
             recs.append(make_record(
                 identity=st.row, index=k, path=writer.rel_path(st.row, k, ext), seed=seed_k, attempt=attempt,
                 variation=var_name, params=st.params[k], label=st.labels[k], soft_label=st.soft[k],
-                similarity=None if sim is None else round(float(sim), 6), align_error=ae, passed=passed,
+                similarity=None if sim is None or not np.isfinite(sim) else round(float(sim), 6), align_error=ae,
+                passed=passed,
                 dropped=st.dropped.get(k, 0), generator=gname, weights_sha256=wsha))
         write_part(out, st.row, recs, n_rows, fsync=cfg.fsync)
         del states[st.row]

@@ -60,11 +60,15 @@ def make_record(**kw: Any) -> dict[str, Any]:
     return rec
 
 
-def dumps_record(rec: dict[str, Any]) -> str:
-    """One canonical JSON line (no trailing newline): compact separators, insertion order, plain floats."""
+def _plain(obj: Any) -> Any:
     from synthfr.utils.io import to_jsonable
 
-    return json.dumps(to_jsonable(rec), separators=(",", ":"), ensure_ascii=False)
+    return to_jsonable(obj)
+
+
+def dumps_record(rec: dict[str, Any]) -> str:
+    """One canonical JSON line (no trailing newline): compact separators, insertion order, plain floats."""
+    return json.dumps(rec, separators=(",", ":"), ensure_ascii=False, default=_plain, allow_nan=False)
 
 
 def iter_manifest(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -91,9 +95,13 @@ def part_path(out: str | Path, row: int, num_rows: int | None = None) -> Path:
 
 
 def _write_synced(path: Path, data: bytes, fsync: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    try:
+        f = open(tmp, "wb")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(tmp, "wb")
+    with f:
         f.write(data)
         if fsync:
             f.flush()

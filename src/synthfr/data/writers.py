@@ -89,9 +89,11 @@ class IdentityFolderWriter:
 
     def begin(self, row: int) -> Path:
         d = self.tmp_dir(row)
-        if d.exists():
+        try:
+            os.mkdir(d)
+        except FileExistsError:
             shutil.rmtree(d)
-        d.mkdir(parents=True)
+            os.mkdir(d)
         return d
 
     def commit(self, row: int) -> Path:
@@ -99,9 +101,13 @@ class IdentityFolderWriter:
         tmp, final = self.tmp_dir(row), self.final_dir(row)
         if self.fsync:
             fsync_dir(tmp)
-        if final.exists():  # debris of a killed run that renamed but did not write the fragment
+        try:
+            os.rename(tmp, final)
+        except OSError:  # debris of a killed run that renamed but did not write the fragment
+            if not final.exists():
+                raise
             shutil.rmtree(final)
-        os.rename(tmp, final)
+            os.rename(tmp, final)
         if self.fsync:
             fsync_dir(final.parent)
         return final

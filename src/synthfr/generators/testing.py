@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from synthfr.generators import REGISTRY
-from synthfr.generators.base import Generator, as_condition_array, as_seed_array, per_sample_rand, to_uint8_images
+from synthfr.generators.base import Generator, as_condition_array, as_seed_array, to_uint8_images
 
 __all__ = ["TestPattern", "TestFlaky", "PatternDecoder", "is_planted_bad"]
 
@@ -92,8 +92,8 @@ class TestPattern(Generator):
                 else:
                     rows.append(conditions[j])
             conditions = torch.stack(rows)
-        noise = per_sample_rand(s, (3, 112 // NOISE_BLOCK, 112 // NOISE_BLOCK), device=conditions.device)
-        return _pattern_tensor(conditions, noise)
+        noise = torch.from_numpy(seeded_uniform(s, (3, 112 // NOISE_BLOCK, 112 // NOISE_BLOCK)))
+        return _pattern_tensor(conditions, noise.to(conditions.device))
 
     def _generate(self, conditions: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         """Fast NumPy path with the same float32 arithmetic as :meth:`generate_tensor` (same bytes)."""
@@ -112,7 +112,7 @@ class TestPattern(Generator):
         z = conditions * np.float32(math.sqrt(d))
         cells = np.float32(0.5) + np.float32(GAIN) * z[:, _coord_index(d)].reshape(b, 3, GRID, GRID)
         cells = cells.transpose(0, 2, 3, 1)  # b, 16, 16, 3
-        noise = per_sample_rand(seeds, (3, 112 // NOISE_BLOCK, 112 // NOISE_BLOCK)).numpy()
+        noise = seeded_uniform(seeds, (3, 112 // NOISE_BLOCK, 112 // NOISE_BLOCK))
         noise = ((noise - np.float32(0.5)) * np.float32(NOISE_AMP)).transpose(0, 2, 3, 1)
         # A pixel's value depends only on its (cell, noise block) pair; along each axis there are 40 such
         # segments, so compute 40×40 values per image and expand the uint8 result (same arithmetic per pixel).
@@ -139,6 +139,21 @@ def _segments() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         uniq, seg_of_px = np.unique(pairs, return_inverse=True)
         _SEGMENTS = (uniq // 1000, uniq % 1000, seg_of_px.reshape(-1))
     return _SEGMENTS
+
+
+def seeded_uniform(seeds, shape) -> np.ndarray:
+    """Uniform [0, 1) float32 noise of shape ``(len(seeds), *shape)``; row ``j`` is a pure function of
+    ``seeds[j]`` (SplitMix64 of the seed and the element index, 24-bit mantissa; vectorised, fast)."""
+    s = np.asarray(seeds, dtype=np.int64).astype(np.uint64).reshape(-1, 1)
+    n = int(np.prod(shape))
+    i = np.arange(1, n + 1, dtype=np.uint64)[None, :]
+    with np.errstate(over="ignore"):
+        z = s * np.uint64(0x9E3779B97F4A7C15) + i * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    u = (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / (1 << 24))
+    return u.reshape((len(s), *shape))
 
 
 def is_planted_bad(seed: int, fraction: float) -> bool:

@@ -90,6 +90,12 @@ class GenTrainConfig:
     id_ramp: int = 1000
     """Steps over which the identity and perceptual weights ramp up linearly after ``id_start`` (0: at once);
     a full-strength identity loss on an untrained decoder breeds adversarial high-frequency texture."""
+    id_space: str = "raw"
+    """Where the identity losses compare: ``raw`` = 1 − cos in the embedder's space; ``centred`` = 1 − cos after
+    subtracting the mean training embedding (the identity-specific direction; unrelated faces ≈ 0), so outputs
+    gain nothing by drifting towards the average face (which makes different identities look alike)."""
+    init_from: str | None = None
+    """Start a new run from the weights (generator, EMA, discriminator) of another run's latest checkpoint."""
     id_jitter: float = 4.0
     """Random shift (± pixels at 112 px) and ±3 % scale applied alike to output and target before the embedder,
     so the identity loss cannot be met with pixel-exact adversarial texture (0: off)."""
@@ -499,6 +505,14 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
         elapsed_total = float(state.get("elapsed_s", 0.0))
         if state.get("data_fingerprint") not in (None, data.fingerprint):
             print("train-generator: warning: the training data differ from those of the checkpoint")
+    if got is None and cfg.init_from:
+        init = load_latest(Path(cfg.init_from).expanduser())
+        if init is None:
+            raise FileNotFoundError(f"init_from run {cfg.init_from} has no checkpoint (latest.json)")
+        _load_module(G, "G", init[0])
+        _load_module(D, "D", init[0])
+        _load_module(E, "E", init[0])
+        print(f"train-generator: initialised from {cfg.init_from} step {init[1]['step']}")
     write_provenance(out, _config_json(cfg), cfg.seed)
 
     log_path = out / "log.csv"
@@ -579,12 +593,21 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
                 eo, fo = embed_with_features(embedder, both)
                 with torch.no_grad():
                     _, ft = embed_with_features(embedder, xt)
-                idl = (1 - (eo[:bs] * cond).sum(1)).mean()
+                if cfg.id_space == "centred":
+                    mu = data.mean.to(dev)
+                    eo = F.normalize(eo - mu, dim=1)
+                    cond_id = F.normalize(cond - mu, dim=1)
+                    syn_id = F.normalize(syn_cond - mu, dim=1)
+                elif cfg.id_space == "raw":
+                    cond_id, syn_id = cond, syn_cond
+                else:
+                    raise ValueError(f"id_space must be 'raw' or 'centred', not {cfg.id_space!r}")
+                idl = (1 - (eo[:bs] * cond_id).sum(1)).mean()
                 perc = _perceptual([f[:bs] for f in fo], ft)
                 loss = loss + ramp * (cfg.w_id * idl + cfg.w_perc * perc)
                 logs.update(id=float(idl.detach()), perc=float(perc.detach()))
                 if ys is not None:
-                    sid = (1 - (eo[bs:] * syn_cond).sum(1)).mean()
+                    sid = (1 - (eo[bs:] * syn_id).sum(1)).mean()
                     loss = loss + ramp * cfg.w_syn * sid
                     logs["syn_id"] = float(sid.detach())
             if use_gan:
