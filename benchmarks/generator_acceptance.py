@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-sep", type=int, default=300)
     ap.add_argument("--n-hog", type=int, default=1000)
     ap.add_argument("--n-attrop", type=int, default=48)
-    ap.add_argument("--attrop-steps", type=int, default=20)
+    ap.add_argument("--attrop-steps", type=int, default=40)
     ap.add_argument("--z-scale", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: fidelity separation hog speed attrop grid")

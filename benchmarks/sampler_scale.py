@@ -1,7 +1,8 @@
 """Acceptance 2: hyperface at scale.
 
-* 200,000 identities in 512-D: hyperface (default init) vs uniform, both verified by the exact all-pairs check
-  (blockwise, float32); target max_cos ≤ 0.8 × uniform's.
+* 200,000 identities in 512-D: hyperface (default init) verified by the exact all-pairs check (blockwise,
+  float32) vs uniform (10,000 random rows against all rows: a lower bound of uniform's maximum, which makes the
+  "≤ 0.8 × uniform's max_cos" comparison conservative); `all` runs both sizes.
 * 1,000,000 identities in 512-D (scalable mode, no all-pairs pass): wall time, peak memory, and max_cos of
   10,000 random points against all (``--no-check``), with uniform for reference.
 * optional (``random`` as 3rd argument): the scalable LSH-bucket optimiser from a uniform random start at 200k.
@@ -26,7 +27,10 @@ jobs = []
 if which in ("200k", "all"):
     jobs += [("hyperface 200k", ["sample", "hyperface", "--n", "200000", "--dim", "512", "--seed", "0",
                                  "--time-budget", budget, "--check", "exact", "--quiet"]),
-             ("uniform 200k", ["sample", "uniform", "--n", "200000", "--dim", "512", "--seed", "0", "--check", "exact"])]
+             # uniform's max from 10,000 random rows against all: a lower bound of its all-pairs max, so the
+             # "≤ 0.8 × uniform" comparison made with it is conservative
+             ("uniform 200k", ["sample", "uniform", "--n", "200000", "--dim", "512", "--seed", "0", "--check",
+                               "sampled"])]
     if extra == "random":
         jobs += [("hyperface 200k init=random", ["sample", "hyperface", "--n", "200000", "--dim", "512", "--seed", "0",
                                                  "--time-budget", budget, "--init", "random", "--check", "exact",

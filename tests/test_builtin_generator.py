@@ -215,3 +215,16 @@ def test_init_from_and_centred_identity(tmp_path):
     assert out["step"] == 3 and np.isfinite(out["last"]["id"]) and "syn_id" in out["last"]
     with pytest.raises(ValueError, match="id_space"):
         train_generator(_cfg(tmp_path, tmp_path / "e", max_steps=2, sample_every=0, id_space="nope"), progress=False)
+
+
+def test_shipped_weights_load_from_the_package():
+    from synthfr.generators import create_generator
+    from synthfr.genmodel.export import default_weights_dir
+
+    if not (default_weights_dir() / "model.safetensors").is_file():
+        pytest.skip("synthfr-small weights are not shipped in this checkout")
+    assert (default_weights_dir() / "model.safetensors").stat().st_size <= 30 * 2**20
+    gen = create_generator("synthfr-small")
+    assert gen.meta["trained_steps"] > 0 and gen.meta["embedder"] == "dlib-torch"
+    imgs = gen.generate(_unit(2).numpy(), [0, 1])
+    assert imgs.shape == (2, 112, 112, 3) and imgs.std() > 5  # not a constant image

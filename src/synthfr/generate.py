@@ -519,8 +519,10 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
     row_queue = deque(todo)
     active: deque[_RowState] = deque()      # rows whose new images are being scheduled, in order
     retry: deque[tuple[_RowState, int, int]] = deque()
-    waiting: deque[_RowState] = deque()     # rows with every image accepted, waiting for their files
-    states: dict[int, _RowState] = {}
+    # rows with every image accepted: a single committer thread waits for their files, renames the folder
+    # and writes the fragment, so the main thread keeps generating (bounded backlog)
+    committer = ThreadPoolExecutor(max_workers=1)
+    commits: deque[Future] = deque()
     next_k: dict[int, int] = {}
 
     def commit(st: _RowState) -> None:
@@ -537,7 +539,7 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
                 passed=passed,
                 dropped=st.dropped.get(k, 0), generator=gname, weights_sha256=wsha))
         write_part(out, st.row, recs, n_rows, fsync=cfg.fsync)
-        del states[st.row]
+        st.cond = st.futures = None  # free memory
 
     def accept(st: _RowState, k: int, img: np.ndarray, seed_k: int, attempt: int, sim, passed, ae) -> None:
         path = writer.tmp_dir(st.row) / f"{k}.{ext}"
@@ -546,11 +548,11 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
         st.remaining -= 1
         stats["images"] += 1
         if st.remaining == 0:
-            waiting.append(st)
+            commits.append(committer.submit(commit, st))
 
     def drain(block_over: int) -> None:
-        while waiting and (all(f.done() for f in waiting[0].futures) or len(waiting) > block_over):
-            commit(waiting.popleft())
+        while commits and (commits[0].done() or len(commits) > block_over):
+            commits.popleft().result()  # re-raises a writer error here
 
     shown = 0
     try:
@@ -585,7 +587,6 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
                 for j, r in enumerate(chunk.tolist()):
                     sl = slice(j * K, (j + 1) * K)
                     st = _RowState(r, cond[sl], labels[sl], soft[sl], params[sl], K)
-                    states[r] = st
                     next_k[r] = 0
                     writer.begin(r)
                     active.append(st)
@@ -640,6 +641,7 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
             drain(block_over=max(8, 4 * bs // K))
         drain(block_over=-1)
     finally:
+        committer.shutdown(wait=True)
         pool.shutdown(wait=True)
         bar.close()
 

@@ -146,6 +146,8 @@ class EmbeddingSpace:
 
     def from_standard(self, u: np.ndarray) -> np.ndarray:
         """Standardised space -> embedder space: the unit ``x`` on the ray ``mean + t W⁻¹u`` (exact inverse)."""
+        if self.mean is None and self.unwhiten is None:
+            return normalize_rows(self._check(u))
         u = normalize_rows(self._check(u)).astype(np.float64)
         if self.unwhiten is not None:
             u = u @ self.unwhiten.astype(np.float64).T

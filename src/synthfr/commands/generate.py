@@ -1,4 +1,4 @@
-"""Generate a face dataset from identity vectors: variation -> generator -> [identity filter] -> writer.
+"""Generate a face dataset from identity vectors: variation -> generator -> [checks] -> writer.
 
 Images go to OUT/images/<identity row, zero-padded>/<k>.jpg, with manifest.jsonl (one line per image),
 identities.npy and config.yaml (resolved settings, generator weights hash, package versions). Every image's
@@ -8,9 +8,9 @@ byte. Flags override the keys of --config CFG.yaml (same names, underscores).
 Examples:
   synthfr generate --identities ids.npy --generator test_pattern --images-per-id 10 --out data/test
   synthfr generate --identities ids.npy --generator arc2face --weights ~/weights/arc2face \\
-      --images-per-id 50 --variation noise:beta=0.1 --seed 0 --out data/arc2face --filter-min-sim 0.5
+      --images-per-id 50 --variation hyperface-noise:beta=0.01 --seed 0 --out data/arc2face --filter-min-sim 0.5
   synthfr generate ... --shard 3/16 --out data/shard-3   # then: synthfr merge data/shard-* --out data/all
-  torchrun --nproc_per_node 8 -m synthfr.cli generate ... --out data/all   # ranks split the identities
+  torchrun --standalone --nproc_per_node 8 -m synthfr.cli generate ... --out data/all   # ranks split the identities
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ HELP = "generate a face dataset (images + manifest) from identity vectors; shard
 
 _FLAGS = {
     # flag: (config key, type, help)
-    "--identities": ("identities", str, "identity vectors (.npy, N×D) from `synthfr sample`"),
+    "--identities": ("identities", str, "identity vectors (.npy, N×D) from `synthfr sample`, or a sampler spec "
+                                        "NAME:n=N,dim=D,... sampled into OUT/sampled/ids.npy"),
     "--generator": ("generator", str, "generator NAME[:key=value,...] (`synthfr list generators`); "
                                       "default test_pattern"),
     "--weights": ("weights", str, "local folder with the generator's weights (docs/generators.md)"),

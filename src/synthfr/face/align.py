@@ -55,8 +55,6 @@ class AlignConfig:
     pad_retry: float = 0.5
     """When no face is found, pad the image by this fraction of its size on every side (edge pixels
     repeated) and search again; helps tightly cropped faces. 0 disables."""
-    landmarks: str = "68"
-    """Five-point source: ``68`` (dlib 68-point predictor: eye centres, nose tip 30, mouth corners 48/54)."""
     quality: int = 95
     """JPEG quality of written crops."""
 

@@ -31,6 +31,7 @@ an IResNet-100 trained on WebFace42M); they are L2-normalised before use, as Arc
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,8 @@ class Arc2Face(Generator):
         else:
             tdtype = getattr(torch, dtype)
         self.dtype = tdtype
-        self.unet = diffusers.UNet2DConditionModel.from_pretrained(root / "arc2face").to(dev, tdtype).eval()
-        self.vae = diffusers.AutoencoderKL.from_pretrained(root / "vae").to(dev, tdtype).eval()
+        self.unet = diffusers.UNet2DConditionModel.from_pretrained(root / "arc2face", torch_dtype=tdtype).to(dev).eval()
+        self.vae = diffusers.AutoencoderKL.from_pretrained(root / "vae", torch_dtype=tdtype).to(dev).eval()
         self.text_encoder = transformers.CLIPTextModel.from_pretrained(root / "encoder").to(dev, tdtype).eval()
         self.tokenizer = transformers.CLIPTokenizer.from_pretrained(root / "tokenizer")
         sched_cls = getattr(diffusers, SCHEDULERS[scheduler])
@@ -177,6 +178,13 @@ class Arc2Face(Generator):
             latents = per_sample_randn(seeds, (c, self.latent_size, self.latent_size), device=self.device,
                                        dtype=self.dtype)
             latents = latents * sched.init_noise_sigma
+            step_kw = {}
+            if "generator" in inspect.signature(sched.step).parameters:
+                # stochastic schedulers (euler_a, lcm, ...) draw step noise: one generator per image
+                from synthfr.utils.seeds import derive_seed
+
+                step_kw["generator"] = [torch.Generator("cpu").manual_seed(derive_seed(int(s), "step"))
+                                        for s in np.asarray(seeds).reshape(-1)]
             for t in sched.timesteps:
                 inp = torch.cat([latents] * 2) if do_cfg else latents
                 inp = sched.scale_model_input(inp, t)
@@ -184,7 +192,7 @@ class Arc2Face(Generator):
                 if do_cfg:
                     e_u, e_c = eps.chunk(2)
                     eps = e_u + self.guidance * (e_c - e_u)
-                latents = sched.step(eps, t, latents).prev_sample
+                latents = sched.step(eps, t, latents, **step_kw).prev_sample
             img = self.vae.decode(latents / self.vae.config.scaling_factor).sample
             return (img.float() / 2 + 0.5).clamp(0, 1)
 

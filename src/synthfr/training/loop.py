@@ -309,7 +309,8 @@ def train(cfg: TrainConfig) -> Path:
 
     log = val_log = tb = None
     if rank == 0:
-        log = CsvLog(out / "log.csv", ["step", "epoch", "lr", "loss", "samples_per_s", "sampled_classes", "time"],
+        log = CsvLog(out / "log.csv", ["step", "epoch", "lr", "loss", "samples_per_s", "sampled_classes", "time",
+                                              "cpu_time"],
                      append=cfg.resume)
         if cfg.val:
             val_log = CsvLog(out / "val.csv", ["step", "epoch", "benchmark", "accuracy"], append=cfg.resume)
@@ -325,6 +326,7 @@ def train(cfg: TrainConfig) -> Path:
 
     kill_at = int(os.environ.get("SYNTHFR_KILL_AT_STEP", "0"))  # test hook: SIGKILL after this step
     t_start = t_log = time.time()
+    cpu_start = time.process_time()
     seen = 0
     step = start
     model.train()
@@ -375,7 +377,7 @@ def train(cfg: TrainConfig) -> Path:
                 raise RuntimeError(f"loss became {lv} at step {done}; lower --lr or check the data")
             row = {"step": done, "epoch": round(done / spe, 4), "lr": lr, "loss": lv,
                    "samples_per_s": round(seen / max(now - t_log, 1e-9), 3), "sampled_classes": pfc.last_num_sampled,
-                   "time": round(now - t_start, 2)}
+                   "time": round(now - t_start, 3), "cpu_time": round(time.process_time() - cpu_start, 3)}
             log.write(row)
             if tb is not None:
                 tb.add_scalar("loss", lv, done)

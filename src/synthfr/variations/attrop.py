@@ -49,9 +49,9 @@ class AttrOPConfig:
     """Generator weights folder (None: the generator's default)."""
     pose_weights: str | None = None
     """Pose estimator folder (None: the package's pose-small)."""
-    steps: int = 20
+    steps: int = 40
     """Hard bound on gradient steps per image."""
-    step_size: float = 0.03
+    step_size: float = 0.06
     """Length of every step on the unit sphere (normalised gradient), so |c − x| ≤ steps·step_size."""
     id_bound: float = 0.09
     """Largest allowed 1 − cos(E(generated), identity vector) (0.09 = dlib's LFW threshold cos 0.91)."""
