@@ -14,6 +14,8 @@ def ids(n=7, d=64, seed=0):
 
 @pytest.mark.parametrize("name", REGISTRY.list())
 def test_contract_and_sharding(name):
+    if name == "attrop":  # runs a generator + embedder + pose net per step; tested in tests/test_attrop.py
+        pytest.skip("attrop is tested with tiny components in tests/test_attrop.py")
     x = ids()
     v = create_variation(name)
     try:

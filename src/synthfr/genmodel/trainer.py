@@ -8,6 +8,10 @@ One step (batch of ``B`` real faces + ``round(B·synth_frac)`` condition vectors
     synth: cond around / between / away from real embeddings, fully masked, z ~ N(0, I)
            loss = w_syn·[(1−cos(E(out), cond)) + w_gan·GAN]      (identity + image prior only)
 
+The identity and perceptual terms ramp up over ``id_ramp`` steps and see randomly shifted/scaled copies of output
+and target (``id_jitter``), so they cannot be met with adversarial pixel texture; ``id_space="centred"`` measures
+identity after removing the mean embedding (outputs gain nothing by drifting towards the average face).
+
 Everything random in step ``s`` comes from a ``torch.Generator`` seeded with ``derive_seed(seed, "step", s)``
 and the data order of epoch ``e`` from ``derive_seed(seed, "epoch", e)``, so the run is a pure function of the
 config and the step: ``--resume`` continues *exactly* (tested) from the last checkpoint. Checkpoints are

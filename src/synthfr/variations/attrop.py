@@ -152,6 +152,11 @@ class AttrOP(Variation):
             space = EmbeddingSpace.load(self.config.space)
             x = space.from_standard(x)
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        gdim = getattr(self.components()[0], "dim", None)
+        if gdim is not None and x.shape[1] != gdim:
+            raise ValueError(f"AttrOP steers generator {self.config.generator!r}, which takes {gdim}-D vectors in "
+                             f"its embedder's space; got {x.shape[1]}-D identity vectors (sample identities in "
+                             "that space, or pass space=FILE for standardised vectors)")
         ids = np.asarray(identity_indices, dtype=np.int64).reshape(-1)
         k = int(images_per_id)
         if k < 1:
