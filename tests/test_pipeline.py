@@ -75,6 +75,7 @@ def test_pipeline_end_to_end_then_skips(tmp_path):
     with pytest.raises(ValueError, match=r"generate.*images_per_id: 2 -> 3.*--force generate"):
         run_pipeline(from_dict(PipelineConfig, d), log=lambda m: None)
     assert _markers(out) == before  # nothing ran
+    assert "images_per_id: 2" in (out / "config.yaml").read_text()  # the recorded config is still the run's
     # ... and --force re-runs it and every later stage, but not the earlier ones
     s4 = run_pipeline(from_dict(PipelineConfig, d), force=["generate"], log=lambda m: None)
     assert {k: v["status"] for k, v in s4["stages"].items()} == \

@@ -535,9 +535,9 @@ def run_pipeline(cfg: PipelineConfig, force: list[str] | tuple[str, ...] = (),
     out = Path(cfg.out)
     resolved = _resolved(cfg)
     if rank == 0:
+        plan = _plan(cfg, force, resolved)  # raises before anything is written when a finished stage changed
         out.mkdir(parents=True, exist_ok=True)
         write_provenance(out, config=cfg, seed=cfg.seed)
-        plan = _plan(cfg, force, resolved)
         if world > 1:
             write_json(out / ".pipeline-plan.json", {"run": token, "t": time.time(), "plan": plan})
     else:  # the plan of rank 0 (it alone reads and writes markers)
