@@ -23,6 +23,15 @@ _LAZY = {
     "create_backbone": "synthfr.models.backbones:create_backbone",
     "create_head": "synthfr.models.heads:create_head",
     "Registry": "synthfr.registry:Registry",
+    "align_folder": "synthfr.face.align:align_folder",
+    "embed_path": "synthfr.evaluation.embed:embed_path",
+    "run_eval": "synthfr.evaluation.evaluate:run_eval",
+    "sample_identities": "synthfr.samplers._api:sample_identities",
+    "generate_dataset": "synthfr.generate:generate_dataset",
+    "evaluate_quality": "synthfr.quality.evaluate:evaluate_quality",
+    "train": "synthfr.training.loop:train",
+    "run_pipeline": "synthfr.pipeline:run_pipeline",
+    "run_demo": "synthfr.demo:run_demo",
 }
 
 
