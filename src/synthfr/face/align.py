@@ -331,6 +331,9 @@ def align_folder(in_dir: str | Path, out_dir: str | Path, size: int = 112, *, js
             # spawn, not fork: a forked child deadlocks in OpenCV (and torch) when the parent has already
             # started their thread pools. Scripts calling align_folder need the usual
             # `if __name__ == "__main__":` guard.
+            # A failing worker initializer makes multiprocessing.Pool respawn workers forever: run the same
+            # initialisation here first so a missing dependency or model fails once, with its real error.
+            _worker_init(cfg)
             ctx = mp.get_context("spawn")
             with ctx.Pool(workers, initializer=_worker_init, initargs=(cfg,)) as pool:
                 consume(pool.imap_unordered(_align_task, jobs, chunksize=8))
