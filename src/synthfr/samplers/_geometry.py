@@ -108,8 +108,13 @@ def sampled_pair_stats(x: Any, k: int = 10000, seed: int = 0, chunk: int = 4096,
 def cross_nn(x: Any, y: Any, chunk: int = 4096, device: str | torch.device = "cpu"
              ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``x``: the cosine to its nearest row of ``y`` and that row's index (numpy)."""
-    x = as_tensor(x, device)
-    y = as_tensor(y, device)
+    best, arg = nearest_rows(as_tensor(x, device), as_tensor(y, device), chunk)
+    return best.cpu().numpy().astype(np.float32), arg.cpu().numpy()
+
+
+def nearest_rows(x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Torch version of :func:`cross_nn`: (best cosine, index of the nearest row of ``y``) per row of ``x``,
+    scanning ``y`` in chunks so memory stays bounded."""
     best = torch.full((x.shape[0],), -2.0, device=x.device)
     arg = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     for b in range(0, y.shape[0], chunk):
@@ -117,7 +122,7 @@ def cross_nn(x: Any, y: Any, chunk: int = 4096, device: str | torch.device = "cp
         upd = v > best
         best = torch.where(upd, v, best)
         arg = torch.where(upd, i + b, arg)
-    return best.cpu().numpy().astype(np.float32), arg.cpu().numpy()
+    return best, arg
 
 
 def greedy_keep(gram: torch.Tensor, tau: float) -> torch.Tensor:

@@ -80,14 +80,9 @@ def _clip_rows(v: torch.Tensor, max_norm: float) -> torch.Tensor:
 
 
 def _nearest_gallery(x: torch.Tensor, gal: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    best = torch.full((x.shape[0],), -2.0, device=x.device)
-    arg = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    for b in range(0, gal.shape[0], chunk):
-        v, i = (x @ gal[b:b + chunk].T).max(1)
-        upd = v > best
-        best = torch.where(upd, v, best)
-        arg = torch.where(upd, i + b, arg)
-    return arg
+    from synthfr.samplers._geometry import nearest_rows
+
+    return nearest_rows(x, gal, chunk)[1]
 
 
 def _pull(x: torch.Tensor, target: torch.Tensor, eps: float = 0.05) -> torch.Tensor:
