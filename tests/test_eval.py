@@ -169,8 +169,13 @@ def test_matches_insightface_protocol_on_lattice_data():
 def test_eer_and_tpr_at_fpr_match_brute_force(seed, quantise):
     rng = np.random.default_rng(seed)
     s, y = random_pairs(rng, 150, quantise)
-    eer, _ = equal_error_rate(s, y)
+    eer, eer_t = equal_error_rate(s, y)
     assert eer == pytest.approx(brute_eer(list(s), list(y)), abs=1e-12)
+    # the EER threshold is a realisable operating point bracketing the EER: FAR >= EER >= FRR there
+    assert np.mean(s[~y] >= eer_t) >= eer - 1e-12 and np.mean(s[y] < eer_t) <= eer + 1e-12
+    from synthfr.quality.metrics import eer as quality_eer  # the same implementation, genuine/impostor form
+
+    assert quality_eer(s[y], s[~y]) == (eer, eer_t)
     for f in (0.0, 1e-3, 0.02, 0.05, 0.1, 0.5, 1.0):
         tpr, t = tpr_at_fpr(s, y, f)
         assert tpr == pytest.approx(brute_tpr_at_fpr(list(s), list(y), f), abs=1e-12)

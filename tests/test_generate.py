@@ -358,3 +358,35 @@ def test_identities_from_a_sampler_spec(tmp_path):
     assert s2["identities_generated"] == 0  # the sampled file is reused, the settings match
     with pytest.raises(ValueError, match="sampler spec"):
         generate_dataset(_cfg("nosuchsampler:n=3", tmp_path / "bad"), progress=False)
+
+
+def test_auto_device_under_torchrun_uses_local_rank_gpu(monkeypatch):
+    """No GPU needed: fake CUDA with 4 devices; under torchrun (LOCAL_RANK) 'auto' is cuda:LOCAL_RANK, so every
+    rank of a generation job (generator + filter embedder both resolve through resolve_device) gets its own GPU."""
+    import torch
+
+    from synthfr.generators import create_generator
+    from synthfr.utils.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert resolve_device("auto") == torch.device("cuda")  # plain run: current device, as before
+    assert resolve_device("cuda") == torch.device("cuda")
+    for lr in range(4):
+        monkeypatch.setenv("LOCAL_RANK", str(lr))
+        assert resolve_device("auto") == torch.device("cuda", lr)
+        assert resolve_device(None) == torch.device("cuda", lr)
+        assert resolve_device("cuda") == torch.device("cuda", lr)
+        assert create_generator("test_pattern", device="auto").device == torch.device("cuda", lr)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)  # explicit choices are kept
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("LOCAL_RANK", "5")  # more ranks than visible GPUs: wrap around
+    assert resolve_device("auto") == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU bound per process by the launcher
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # no CUDA: LOCAL_RANK does not matter
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")

@@ -70,14 +70,65 @@ def test_consistency_brute_force():
     assert sum(out["cos_to_centre_hist"]["counts"]) == len(e)
 
 
-def test_eer_brute_force():
+def brute_sweep_eer(g, im):
+    """Naive threshold sweep: accept score >= t for t in {+inf} ∪ every score (descending); the EER is where
+    FAR - FRR changes sign, linearly interpolated between the two bracketing thresholds' (FAR, FRR) points."""
+    g, im = [float(v) for v in g], [float(v) for v in im]
+    pts = []
+    for t in [float("inf")] + sorted(set(g + im), reverse=True):
+        far = sum(1 for v in im if v >= t) / len(im)
+        frr = sum(1 for v in g if v < t) / len(g)
+        pts.append((t, far, frr))
+    for k, (t, far, frr) in enumerate(pts):
+        if far >= frr:
+            if far == frr:
+                return far, t, pts
+            _, far0, frr0 = pts[k - 1]
+            lam = (frr0 - far0) / ((far - frr) - (far0 - frr0))
+            return far0 + lam * (far - far0), t, pts
+    raise AssertionError("FAR never reaches FRR")
+
+
+def _eer_cases():
     rng = np.random.default_rng(0)
-    g, im = rng.normal(1.0, 1.0, 300), rng.normal(-0.5, 1.0, 500)
+    cases = []
+    for n_g, n_i, quant in [(30, 50, None), (17, 23, 5), (40, 40, 3), (5, 70, None), (25, 11, 2), (1, 1, None)]:
+        g, im = rng.normal(1.0, 1.0, n_g), rng.normal(-0.3, 1.0, n_i)
+        if quant:
+            g, im = np.round(g * quant) / quant, np.round(im * quant) / quant  # many ties, also across classes
+        cases.append((g, im))
+    cases.append((np.array([0.9, 0.8, 0.8]), np.array([0.1, 0.2, 0.2, 0.3])))  # perfectly separable
+    cases.append((np.array([0.5, 0.5]), np.array([0.5, 0.5, 0.5])))  # all tied
+    cases.append((np.array([0.1, 0.2]), np.array([0.8, 0.9])))  # perfectly inverted
+    cases.append((np.array([0.9, 0.5]), np.array([0.6, 0.1])))  # one crossing: EER 0.5
+    return cases
+
+
+@pytest.mark.parametrize("case", range(len(_eer_cases())))
+def test_eer_matches_brute_force_sweep(case):
+    from synthfr.evaluation.verification import equal_error_rate
+
+    g, im = _eer_cases()[case]
     rate, thr = eer(g, im)
-    best = min((abs(np.mean(g < t) - np.mean(im >= t)), (np.mean(g < t) + np.mean(im >= t)) / 2)
-               for t in np.concatenate([g, im, [np.inf]]))
-    assert rate == pytest.approx(best[1], abs=2e-3)
-    assert eer(np.array([1.0, 0.9]), np.array([0.1, 0.2]))[0] == 0.0
+    ref_rate, ref_thr, pts = brute_sweep_eer(g, im)
+    assert rate == pytest.approx(ref_rate, abs=1e-12) and thr == ref_thr
+    # independent bounds from the sweep: no threshold does better than the EER on its worse error, and at the
+    # returned threshold FAR >= EER >= FRR (a realisable operating point)
+    lo, hi = max(min(far, frr) for _, far, frr in pts), min(max(far, frr) for _, far, frr in pts)
+    assert lo - 1e-12 <= rate <= hi + 1e-12
+    assert np.mean(im >= thr) >= rate - 1e-12 >= np.mean(g < thr) - 2e-12
+    # the same single implementation behind both entry points, whatever the pair order
+    s, y = np.concatenate([g, im]), np.r_[np.ones(len(g), bool), np.zeros(len(im), bool)]
+    perm = np.random.default_rng(case).permutation(len(s))
+    assert equal_error_rate(s[perm], y[perm]) == (rate, thr)
+
+
+def test_eer_exact_values_and_empty():
+    assert eer(np.array([1.0, 0.9]), np.array([0.1, 0.2])) == (0.0, 0.9)  # separable: lowest genuine score
+    assert eer(np.array([0.1, 0.2]), np.array([0.8, 0.9]))[0] == 1.0
+    assert eer(np.array([0.9, 0.5]), np.array([0.6, 0.1]))[0] == pytest.approx(0.5)
+    assert all(np.isnan(eer(np.array([]), np.array([0.1]))))
+    assert all(np.isnan(eer(np.array([0.1]), np.zeros(0))))
 
 
 def test_verification_pairs_brute_force():
@@ -127,6 +178,38 @@ def test_evaluate_quality_and_cli_report(tmp_path):
     imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(imgs) >= 5 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in imgs)
     assert main(["quality", "--embeddings", str(tmp_path / "missing.npy")]) == 1
+
+
+def test_quality_from_dataset_api_matches_cli(tmp_path):
+    """The public API does all the work of `synthfr quality`: same metrics as the CLI's JSON, errors explained."""
+    import synthfr
+    from synthfr.cli import main
+
+    e, lab = dataset(c=12, k=4)
+    np.save(tmp_path / "e.npy", e)
+    np.save(tmp_path / "e.labels.npy", lab)
+    np.save(tmp_path / "r.npy", e[lab == 1][:2])
+    assert synthfr.quality_from_dataset is synthfr.quality.evaluate.quality_from_dataset
+    assert synthfr.evaluate_quality is evaluate_quality
+    q = synthfr.quality_from_dataset(embeddings=tmp_path / "e.npy", reference=tmp_path / "r.npy",
+                                     metrics="verification, leakage", max_pairs=50, seed=3, leak_threshold=0.6,
+                                     top_k=4, clean_out=tmp_path / "c.npy")
+    assert q["source"] == str(tmp_path / "e.npy") and {"verification", "leakage", "cleaned"} <= set(q)
+    assert "separability" not in q and q["verification"]["genuine_pairs"] == 50
+    assert len(q["leakage"]["top_pairs"]) <= 4 and q["leakage"]["threshold"] == 0.6
+    assert main(["quality", "--embeddings", str(tmp_path / "e.npy"), "--reference", str(tmp_path / "r.npy"),
+                 "--metrics", "verification,leakage", "--max-pairs", "50", "--seed", "3", "--leak-threshold", "0.6",
+                 "--top-k", "4", "--clean-out", str(tmp_path / "c2.npy"), "--json", str(tmp_path / "q.json")]) == 0
+    cli = json.loads((tmp_path / "q.json").read_text())
+    for k in ("verification", "leakage", "space", "n_embeddings", "n_identities", "source"):
+        assert cli[k] == json.loads(json.dumps(q[k])), k
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), np.load(tmp_path / "c2.npy"))
+    with pytest.raises(ValueError, match="either DATASET_DIR"):
+        synthfr.quality_from_dataset()
+    with pytest.raises(ValueError, match="--embedder"):
+        synthfr.quality_from_dataset(tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing.npy"):
+        synthfr.quality_from_dataset(embeddings=tmp_path / "missing.npy")
 
 
 def test_cli_quality_on_image_folder_with_embedder(tmp_path):

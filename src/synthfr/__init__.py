@@ -29,6 +29,7 @@ _LAZY = {
     "sample_identities": "synthfr.samplers._api:sample_identities",
     "generate_dataset": "synthfr.generate:generate_dataset",
     "evaluate_quality": "synthfr.quality.evaluate:evaluate_quality",
+    "quality_from_dataset": "synthfr.quality.evaluate:quality_from_dataset",
     "train": "synthfr.training.loop:train",
     "run_pipeline": "synthfr.pipeline:run_pipeline",
     "run_demo": "synthfr.demo:run_demo",

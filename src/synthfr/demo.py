@@ -9,7 +9,8 @@ Journey (each step is the public API that the matching CLI subcommand wraps):
    gallery (α = 0.5 keeps them near it) and maps them back into dlib-torch's own space.
 3. **Images** — ``generate_dataset`` with the built-in generator ``synthfr-small`` and HyperFace's β-noise.
 4. **Quality** — the dataset is embedded again with ``dlib-torch`` and measured (separability, consistency,
-   genuine/impostor EER) in the identities' standardised space; a self-contained HTML report is written.
+   genuine/impostor EER) in the identities' standardised space; a self-contained HTML report
+   (:mod:`synthfr.report.pipeline`: sample grid, quality plots, configuration) is written to ``OUT/report.html``.
 """
 from __future__ import annotations
 
@@ -35,8 +36,11 @@ class DemoConfig:
     """Identity sampler (`synthfr list samplers`)."""
     alpha: float = 0.5
     """HyperFace gallery-regulariser weight (0 = pure packing)."""
-    time_budget: float = 20.0
-    """Seconds the identity packer may run."""
+    iterations: int | None = 1000
+    """Steps of the identity packer: a step count, not a time budget, so that the same seed regenerates the
+    same identities (and dataset) on any machine."""
+    time_budget: float | None = None
+    """Optional extra cap in seconds on the identity packer (makes the result depend on the machine's speed)."""
     gallery_size: int = 2000
     """Size of the synthetic gallery drawn from the shipped statistics."""
     variation: str = "hyperface-noise"
@@ -57,7 +61,8 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
     from synthfr.galleries import GaussianGallery
     from synthfr.generate import GenerateConfig, generate_dataset
     from synthfr.quality.evaluate import evaluate_quality, load_embeddings
-    from synthfr.report.quality import summary_items, write_quality_report
+    from synthfr.report.pipeline import write_pipeline_report
+    from synthfr.report.quality import summary_items
     from synthfr.samplers._api import sample_identities
     from synthfr.spaces import EmbeddingSpace
     from synthfr.utils.io import write_json
@@ -72,12 +77,12 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
     gallery = GaussianGallery.load().sample(cfg.gallery_size, seed=cfg.seed)
     np.save(out / "gallery.npy", gallery)
 
-    log(f"[2/4] {cfg.identities} identities with {cfg.sampler} (alpha={cfg.alpha}, {cfg.time_budget:g} s budget)")
+    log(f"[2/4] {cfg.identities} identities with {cfg.sampler} (alpha={cfg.alpha}, {cfg.iterations} steps)")
     ids_path = out / "identities" / "ids.npy"
     ids_path.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {}
     if cfg.sampler.startswith("hyperface"):
-        options.update(alpha=cfg.alpha, time_budget=cfg.time_budget)
+        options.update(alpha=cfg.alpha, iterations=cfg.iterations, time_budget=cfg.time_budget)
     _, stats = sample_identities(cfg.sampler, cfg.identities, gallery=out / "gallery.npy", seed=cfg.seed,
                                  out=ids_path, **options)
     summary["identities"] = {k: stats[k] for k in ("n", "dim", "max_cos", "mean_nn_cos", "gallery_mean_nn_cos",
@@ -97,15 +102,17 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
     space = EmbeddingSpace.load(ids_path)  # the identities' standardisation: thresholds mean what papers mean
     q = evaluate_quality(emb, lab, space=space)
     write_json(out / "quality" / "quality.json", q)
-    report = write_quality_report(q, out / "report.html", title="synthfr demo: dataset quality",
-                                  subtitle=f"{cfg.identities} HyperFace identities × {cfg.images_per_id} images, "
-                                           f"generator {cfg.generator}")
     summary["quality"] = summary_items(q)
     summary["seconds"] = time.perf_counter() - t0
     write_json(out / "demo.json", summary)
+    train_cmd = (f"synthfr train --data {out / 'dataset'} --backbone mobilefacenet --head arcface "
+                 "--out runs/demo")
+    report = write_pipeline_report(out, out / "report.html", config=summary["config"], title="synthfr demo report",
+                                   subtitle=f"{cfg.identities} {cfg.sampler} identities × {cfg.images_per_id} "
+                                            f"images, generator {cfg.generator}, seed {cfg.seed}",
+                                   next_steps=["# train an FR model on this dataset (see README)", train_cmd])
     for k, v in summary["quality"].items():
         log(f"      {k}: {v}")
     log(f"done in {summary['seconds']:.0f} s. Dataset: {out / 'dataset'}  Report: {report}")
-    log("next: train an FR model on it:  synthfr train --data " + str(out / "dataset") +
-        " --backbone mobilefacenet --head arcface --out runs/demo  (see README)")
+    log(f"next: train an FR model on it:  {train_cmd}  (see README)")
     return summary

@@ -94,7 +94,8 @@ class GenerateConfig:
     batch_size: int = 64
     """Images per generator call (does not change any pixel)."""
     device: str = "auto"
-    """Device for the generator and the embedder: auto, cpu, cuda, cuda:1, ..."""
+    """Device for the generator and the embedder: auto, cpu, cuda, cuda:1, ... (under torchrun, auto/cuda mean
+    this rank's GPU, cuda:LOCAL_RANK; see synthfr.utils.device.resolve_device)."""
     workers: int = 2
     """Threads encoding and writing images."""
     fsync: bool = True

@@ -8,6 +8,7 @@
     OUT/train/run/ (model.safetensors, config.json, ...)             synthfr.training.loop.train
     OUT/evaluate/ (eval.json, ROC files)                             synthfr.evaluation.evaluate.run_eval
     OUT/pipeline.json (all stage summaries), OUT/config.yaml (resolved config + seed + versions)
+    OUT/report.html (samples, quality, training curves, ROC, config)  synthfr.report.pipeline.write_pipeline_report
 
 Resuming. A stage is complete iff ``OUT/<stage>/DONE.json`` exists; it holds the stage's resolved config
 (including a digest of the stages it reads from) and its summary, and is written atomically as the stage's
@@ -588,9 +589,37 @@ def run_pipeline(cfg: PipelineConfig, force: list[str] | tuple[str, ...] = (),
         log(f"      done in {secs:.1f} s")
     summary["seconds"] = time.perf_counter() - t_all
     if rank == 0:
+        report = _write_report(out, summary, log)
+        if report is not None:
+            summary["report"] = str(report)
         write_json(out / "pipeline.json", summary)
         log(f"pipeline complete in {summary['seconds']:.0f} s: {out / 'pipeline.json'}")
     return summary
+
+
+def _write_report(out: Path, summary: dict[str, Any], log: Callable[[str], None]) -> Path | None:
+    """OUT/report.html (synthfr.report.pipeline) from the stages of this run that are complete; rewritten only
+    when a stage ran, the set of reported stages changed or the report is missing. A failure is logged, not
+    raised: every stage is done by then."""
+    path = out / "report.html"
+    complete = [st for st, s in summary["stages"].items() if s.get("status") in ("ran", "skipped")]
+    summary["report_stages"] = complete
+    ran = any(s.get("status") == "ran" for s in summary["stages"].values())
+    try:
+        before = json.loads((out / "pipeline.json").read_text()).get("report_stages")
+    except (OSError, ValueError, AttributeError):
+        before = None
+    if path.is_file() and not ran and before == complete:
+        return path
+    try:
+        from synthfr.report.pipeline import write_pipeline_report
+
+        write_pipeline_report(out, path, stages=complete)
+    except Exception as e:  # noqa: BLE001 - the stages' outputs are complete; only the summary page failed
+        log(f"report: could not write {path}: {type(e).__name__}: {e}; rebuild it with `synthfr report {out}`")
+        return None
+    log(f"report: {path}")
+    return path
 
 
 def _plan(cfg: PipelineConfig, force: list[str], resolved: dict[str, dict[str, Any]]) -> dict[str, str]:

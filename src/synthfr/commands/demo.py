@@ -16,8 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     docs = field_docs(DemoConfig)
     d = DemoConfig()
+    kinds = {"time_budget": float, "iterations": int}  # optional fields (default None or a number)
     for name, value in d.__dict__.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+        p.add_argument(f"--{name.replace('_', '-')}", type=kinds.get(name, type(value)), default=value,
                        help=f"{docs.get(name, '')} (default: {value})")
 
 

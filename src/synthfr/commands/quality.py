@@ -44,37 +44,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import numpy as np
+    from synthfr.quality.evaluate import quality_from_dataset
 
-    from synthfr.quality.evaluate import evaluate_quality, load_embeddings
-
-    if bool(args.dataset) == bool(args.embeddings):
-        raise ValueError("give either DATASET_DIR --embedder NAME or --embeddings E.npy --labels L.npy")
-    if args.dataset:
-        if not args.embedder:
-            raise ValueError("DATASET_DIR needs --embedder NAME (see `synthfr list embedder`)")
-        from synthfr.evaluation.embed import embed_path
-
-        base = Path(args.json or args.html or "quality.json").resolve().parent
-        eout = Path(args.embeddings_out) if args.embeddings_out else base / "quality_embeddings.npy"
-        res = embed_path(args.dataset, args.embedder, eout, device=args.device, progress=not args.quiet)
-        if "labels" not in res:
-            raise ValueError(f"{args.dataset} is not an identity tree (<identity>/<image>); quality needs labels")
-        emb, lab = load_embeddings(eout, res["labels"])
-        source = f"{args.dataset} embedded with {args.embedder} -> {eout}"
-    else:
-        emb, lab = load_embeddings(args.embeddings, args.labels)
-        source = str(args.embeddings)
-    ref = rlab = None
-    if args.reference:
-        ref, rlab = load_embeddings(args.reference, args.reference_labels)
-    space = "none" if args.no_standardize else (args.space or "fit")
-    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
-    opts = {"leakage": {"threshold": args.leak_threshold, "top_k": args.top_k},
-            "verification": {"max_pairs": args.max_pairs, "seed": args.seed}, "separability": {"seed": args.seed}}
-    q = evaluate_quality(emb, lab, reference=ref, reference_labels=rlab, space=space, metrics=metrics, options=opts,
-                         clean_out=args.clean_out)
-    q["source"] = source
+    eout = args.embeddings_out
+    if args.dataset and not eout:  # default: beside the JSON/HTML output
+        eout = Path(args.json or args.html or "quality.json").resolve().parent / "quality_embeddings.npy"
+    q = quality_from_dataset(
+        args.dataset, embedder=args.embedder, embeddings=args.embeddings, labels=args.labels, embeddings_out=eout,
+        reference=args.reference, reference_labels=args.reference_labels, leak_threshold=args.leak_threshold,
+        top_k=args.top_k, clean_out=args.clean_out, space="none" if args.no_standardize else (args.space or "fit"),
+        metrics=args.metrics, max_pairs=args.max_pairs, device=args.device, seed=args.seed,
+        progress=not args.quiet)
     if args.json:
         from synthfr.utils.io import write_json
 
@@ -82,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from synthfr.report.quality import write_quality_report
 
-        write_quality_report(q, args.html, subtitle=source)
+        write_quality_report(q, args.html, subtitle=q["source"])
     from synthfr.report.quality import summary_items
 
     for k, v in summary_items(q).items():

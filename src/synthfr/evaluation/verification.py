@@ -34,7 +34,8 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = [
-    "cosine_similarities", "best_threshold", "kfold_accuracy", "roc_curve", "equal_error_rate", "tpr_at_fpr",
+    "cosine_similarities", "best_threshold", "kfold_accuracy", "roc_curve", "equal_error_rate", "eer_from_scores",
+    "tpr_at_fpr",
     "evaluate_similarities", "evaluate_embeddings", "fpr_key", "save_roc", "DEFAULT_FPRS",
 ]
 
@@ -150,17 +151,48 @@ def roc_curve(sims: np.ndarray, issame: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def equal_error_rate(sims: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
-    """``(eer, threshold)``; the threshold is that of the first ROC point with FPR >= FNR. NaN without both
-    classes."""
+    """Exact ROC-based equal error rate: ``(eer, threshold)``. **The** EER of synthfr (single implementation).
+
+    Convention (a pair is accepted when ``similarity >= threshold``; FAR = FPR = accepted negatives / negatives,
+    FRR = FNR = rejected positives / positives):
+
+    * the ROC has one operating point per distinct similarity (:func:`roc_curve`), from ``(0, 0)`` at ``+inf``
+      to ``(1, 1)``; along it FAR − FRR is non-decreasing from −1 to +1;
+    * the EER is where the ROC meets the line FAR = FRR. It lies on the segment from the last point with
+      FAR < FRR to the first point ``k`` with FAR >= FRR; the value is linearly interpolated along that segment
+      (the ROC of a randomised classifier between the two thresholds), and is exact when a point has FAR = FRR
+      (e.g. 0.0 for perfectly separable scores, 1.0 for perfectly inverted ones);
+    * the returned ``threshold`` is that of point ``k`` — a realisable operating point with
+      ``FAR(threshold) >= eer >= FRR(threshold)`` (for separable scores: the lowest positive score);
+    * ties: all pairs with an equal similarity are accepted or rejected together (one ROC point per distinct
+      value);
+    * NaN, NaN when either class is empty.
+
+    Args:
+        sims: similarity (higher = more alike) per pair.
+        issame: ``True`` for genuine (same-identity) pairs.
+
+    :func:`synthfr.quality.metrics.eer` is the same computation on separate genuine/impostor score arrays.
+    """
     fpr, tpr, thr = roc_curve(sims, issame)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return math.nan, math.nan
-    d = fpr - (1.0 - tpr)  # increasing from -1 to +1
+    d = fpr - (1.0 - tpr)  # non-decreasing from -1 to +1
     i = int(np.argmax(d >= 0))
     if d[i] == 0 or i == 0:
         return float(fpr[i]), float(thr[i])
     a = -d[i - 1] / (d[i] - d[i - 1])
     return float(fpr[i - 1] + a * (fpr[i] - fpr[i - 1])), float(thr[i])
+
+
+def eer_from_scores(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
+    """:func:`equal_error_rate` on separate genuine and impostor score arrays: ``(eer, threshold)``."""
+    g = np.asarray(genuine, dtype=np.float64).reshape(-1)
+    im = np.asarray(impostor, dtype=np.float64).reshape(-1)
+    if len(g) == 0 or len(im) == 0:
+        return math.nan, math.nan
+    return equal_error_rate(np.concatenate([g, im]),
+                            np.concatenate([np.ones(len(g), dtype=bool), np.zeros(len(im), dtype=bool)]))
 
 
 def tpr_at_fpr(sims: np.ndarray, issame: np.ndarray, target: float) -> tuple[float, float]:

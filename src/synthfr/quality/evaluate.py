@@ -1,4 +1,9 @@
-"""Run the dataset-quality metrics on labelled embeddings (what ``synthfr quality`` calls)."""
+"""Run the dataset-quality metrics on labelled embeddings (what ``synthfr quality`` calls).
+
+* :func:`evaluate_quality` — metrics on in-memory embeddings + labels;
+* :func:`quality_from_dataset` — the same from files: an image folder embedded with a registered embedder, or
+  saved ``E.npy`` (+ labels); this is the whole of ``synthfr quality`` except writing JSON/HTML.
+"""
 from __future__ import annotations
 
 import time
@@ -7,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["evaluate_quality", "load_embeddings", "DEFAULT_METRICS"]
+__all__ = ["evaluate_quality", "quality_from_dataset", "load_embeddings", "DEFAULT_METRICS"]
 
 DEFAULT_METRICS = ("separability", "noise", "consistency", "verification", "leakage")
 
@@ -93,3 +98,64 @@ def evaluate_quality(embeddings: np.ndarray, labels: np.ndarray, *, reference: n
         np.save(cp.with_name(cp.name[:-4] + ".labels.npy" if cp.name.endswith(".npy") else cp.name + ".labels.npy"), cl)
         out["cleaned"] = {"path": str(cp), "rows_kept": int(mask.sum()), "rows_dropped": int((~mask).sum())}
     return out
+
+
+def quality_from_dataset(dataset: str | Path | None = None, *, embedder: str | None = None,
+                         embeddings: str | Path | None = None, labels: str | Path | None = None,
+                         embeddings_out: str | Path | None = None, reference: str | Path | None = None,
+                         reference_labels: str | Path | None = None, leak_threshold: float = 0.5, top_k: int = 20,
+                         clean_out: str | Path | None = None, space: Any = "fit",
+                         metrics: Sequence[str] | str | None = None, max_pairs: int = 200000,
+                         device: str | None = "auto", seed: int = 0, progress: bool = True,
+                         options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Dataset quality from files (``synthfr quality`` without the JSON/HTML writing).
+
+    Give either ``dataset`` (an image folder ``<identity>/<image>``) with ``embedder`` (a registered embedder
+    spec, see ``synthfr list embedder``), or ``embeddings`` (``E.npy``, N×D) with ``labels`` (``L.npy``;
+    default ``E.labels.npy`` beside it).
+
+    Args:
+        embeddings_out: where the folder's embeddings are written (default ``./quality_embeddings.npy``).
+        reference, reference_labels: reference embeddings (``R.npy``) and optional labels for the leakage check.
+        leak_threshold, top_k: leakage options (cosine above which an identity leaks; pairs listed).
+        clean_out: with a reference, write the embeddings + labels without the leaked identities here.
+        space: ``"fit"`` (default), ``"none"``/``None``, a saved space path or an ``EmbeddingSpace``
+            (see :func:`evaluate_quality`).
+        metrics: subset of :data:`DEFAULT_METRICS` (a list or a comma-separated string); default all.
+        max_pairs: genuine/impostor pairs at most for ``verification``.
+        device: torch device of the embedder. seed: seed of pair/curve sampling. progress: tqdm bar.
+        options: extra per-metric keyword options, merged over the ones above.
+
+    Returns:
+        :func:`evaluate_quality`'s dict plus ``"source"`` (a one-line description of the input).
+    """
+    if bool(dataset) == bool(embeddings):
+        raise ValueError("give either DATASET_DIR --embedder NAME or --embeddings E.npy --labels L.npy")
+    if dataset:
+        if not embedder:
+            raise ValueError("DATASET_DIR needs --embedder NAME (see `synthfr list embedder`)")
+        from synthfr.evaluation.embed import embed_path
+
+        eout = Path(embeddings_out) if embeddings_out else Path("quality_embeddings.npy").resolve()
+        res = embed_path(dataset, embedder, eout, device=device, progress=progress)
+        if "labels" not in res:
+            raise ValueError(f"{dataset} is not an identity tree (<identity>/<image>); quality needs labels")
+        emb, lab = load_embeddings(eout, res["labels"])
+        source = f"{dataset} embedded with {embedder} -> {eout}"
+    else:
+        emb, lab = load_embeddings(embeddings, labels)
+        source = str(embeddings)
+    ref = rlab = None
+    if reference:
+        ref, rlab = load_embeddings(reference, reference_labels)
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    opts: dict[str, dict[str, Any]] = {"leakage": {"threshold": leak_threshold, "top_k": top_k},
+                                       "verification": {"max_pairs": max_pairs, "seed": seed},
+                                       "separability": {"seed": seed}}
+    for name, kw in (options or {}).items():
+        opts[name] = {**opts.get(name, {}), **kw}
+    q = evaluate_quality(emb, lab, reference=ref, reference_labels=rlab, space=space, metrics=metrics or None,
+                         options=opts, clean_out=clean_out)
+    q["source"] = source
+    return q

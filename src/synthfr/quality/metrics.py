@@ -6,7 +6,8 @@ Vec2Face/HyperFace papers mean).
 * ``noise`` — inter-class noise: identity-centre pairs with cosine > 0.7.
 * ``consistency`` — intra-class consistency: fraction of images whose cosine to their own identity centre is
   < 0.3, and the distribution of that cosine.
-* ``verification`` — genuine and impostor similarity distributions and the equal error rate.
+* ``verification`` — genuine and impostor similarity distributions and the equal error rate (computed by
+  :func:`synthfr.evaluation.verification.equal_error_rate`, the single EER implementation).
 
 Identity centre = the L2-normalised mean of the identity's embeddings (the image itself included).
 """
@@ -125,27 +126,17 @@ def _sample_pairs(inv: np.ndarray, max_pairs: int, rng: np.random.Generator) -> 
 
 
 def eer(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
-    """Equal error rate and its threshold from two score sets (exact sweep over all scores)."""
-    g = np.asarray(genuine, dtype=np.float64)
-    im = np.asarray(impostor, dtype=np.float64)
-    if len(g) == 0 or len(im) == 0:
-        return float("nan"), float("nan")
-    scores = np.concatenate([g, im])
-    is_gen = np.concatenate([np.ones(len(g), bool), np.zeros(len(im), bool)])
-    order = np.argsort(-scores, kind="stable")
-    s = scores[order]
-    gen_sorted = is_gen[order]
-    # accept pairs with score >= t; evaluate at every distinct score (and above all)
-    tp = np.cumsum(gen_sorted)
-    fp = np.cumsum(~gen_sorted)
-    last = np.r_[s[1:] != s[:-1], True]  # end of each run of equal scores
-    tp, fp, thr = tp[last], fp[last], s[last]
-    frr = np.r_[1.0, 1.0 - tp / len(g)]
-    far = np.r_[0.0, fp / len(im)]
-    thr = np.r_[np.inf, thr]
-    k = int(np.argmin(np.abs(frr - far)))
-    # EER = midpoint of FAR and FRR at the crossing
-    return float((frr[k] + far[k]) / 2.0), float(thr[k])
+    """Equal error rate and its threshold, ``(eer, threshold)``, from genuine and impostor scores.
+
+    A thin alias of :func:`synthfr.evaluation.verification.eer_from_scores`, i.e. the single EER implementation
+    :func:`~synthfr.evaluation.verification.equal_error_rate`: the exact point of the ROC where FAR = FRR
+    (pairs with ``score >= threshold`` are accepted), linearly interpolated between the two ROC points that
+    bracket it; ``threshold`` is the first ROC point with FAR >= FRR, so
+    ``FAR(threshold) >= eer >= FRR(threshold)``. NaN, NaN when either set is empty.
+    """
+    from synthfr.evaluation.verification import eer_from_scores
+
+    return eer_from_scores(genuine, impostor)
 
 
 @REGISTRY.register("verification")

@@ -77,13 +77,19 @@ def values_hist_png(values: Mapping[str, Any], bins: int = 60, title: str = "", 
 
 
 def curve_png(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = "", xlabel: str = "",
-              ylabel: str = "", logx: bool = False, ylim: tuple[float, float] | None = None) -> bytes:
-    """Line plot of ``{label: (x, y)}``."""
-    plt, fig, ax = _fig()
+              ylabel: str = "", logx: bool = False, ylim: tuple[float, float] | None = None,
+              figsize: tuple[float, float] = (6.4, 3.6), marker: str | None = "o", logy: bool = False,
+              xlim: tuple[float, float] | None = None) -> bytes:
+    """Line plot of ``{label: (x, y)}`` (``marker=None`` for dense curves such as ROCs)."""
+    plt, fig, ax = _fig(figsize)
     for k, (name, (x, y)) in enumerate(curves.items()):
-        ax.plot(x, y, marker="o", ms=3, color=_COLORS[k % len(_COLORS)], label=name)
+        ax.plot(x, y, marker=marker, ms=3, color=_COLORS[k % len(_COLORS)], label=name)
     if logx:
         ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if xlim:
+        ax.set_xlim(*xlim)
     if ylim:
         ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)

@@ -32,10 +32,26 @@ def summary_items(q: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
+def _space_text(space: Any) -> str:
+    """One line describing the embedding space the metrics were measured in."""
+    if not isinstance(space, dict) or not space:
+        return "space: raw embeddings (no standardisation)" if not space else f"space: {space}"
+    info = space.get("info") if isinstance(space.get("info"), dict) else {}
+    bits = [f"dim {space['dim']}" if "dim" in space else "",
+            "centred" if space.get("center") else "not centred",
+            "whitened" if space.get("whiten") else "not whitened"]
+    if info.get("kind"):
+        bits.append(str(info["kind"]))
+    if info.get("source"):
+        bits.append(f"from {info['source']}" + (f" ({info['gallery_size']} points)" if info.get("gallery_size")
+                                                 else ""))
+    return "Measured in the embedding space: " + ", ".join(b for b in bits if b) + "."
+
+
 def quality_sections(q: dict[str, Any], prefix: str = "") -> list[str]:
     """HTML sections (summary, separability, consistency, verification, leakage) for one quality result."""
     out = [html.section(prefix + "Summary", html.key_values(summary_items(q)),
-                        html.paragraph(f"space: {q.get('space', {})}", muted=True))]
+                        html.paragraph(_space_text(q.get("space")), muted=True))]
     if "separability" in q:
         sp = q["separability"]
         figs = [html.figure(plots.curve_png({"separable fraction": (sp["curve_n"], sp["curve_fraction"])},

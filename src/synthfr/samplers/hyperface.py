@@ -10,18 +10,23 @@ budget. The repulsion and the gallery pull (gradient of the smoothed distance to
 weighted by ``alpha × Σweights / N``: with the hinge weights read as a soft-max distribution over pairs, this
 keeps exactly the objective's ratio between the max term and alpha × the mean distance) are projected onto the
 tangent space, accumulated with heavy-ball momentum, clipped to a trust region and each point is renormalised
-(a retraction). One step
-costs one chunked Gram pass plus one chunked weight-times-X product; the best iterate is returned.
+(a retraction). One step costs one chunked Gram pass plus one chunked weight-times-X product, both in bfloat16
+on CPU (``gram_dtype``); the best iterate is returned, its maximum re-measured in float32.
 
-**Scalable mode** (N > ``dense_max``, e.g. 10^5–10^6): no all-pairs pass at all. Each round buckets the points
+**Pairs mode** (``dense_max`` < N ≤ ``pairs_max``, e.g. 2·10^5): neighbour lists, as in molecular dynamics. An
+exact blockwise pass lists every pair above a threshold a little below the maximum (about ``list_pairs × N``
+pairs), then ``list_steps`` hinge steps run on the listed pairs only (gathers and scatter-adds, not N² products);
+the next pass re-lists and measures the true maximum.
+
+**Scalable mode** (N > ``pairs_max``, e.g. 10^6): no all-pairs pass at all. Each round buckets the points
 by cross-polytope locality-sensitive hashing (argmax of ±random projections), so near pairs tend to share a
 bucket, and runs the same hinge step inside every bucket (chunks of ≤ ``bucket_size``). Thresholds come from a
 sampled neighbour estimate.
 
 **Initialisation** (``init``): ``gallery`` (random gallery embeddings + tiny noise, as HyperFace), ``random``
 (uniform), ``code`` (an algebraic Gold/dual-BCH spherical code with a *certified* maximal cosine, randomly
-rotated, available for D = 2^m or 2^m − 1 with m odd, e.g. 128 and 512) or ``auto`` (gallery if one is given,
-else the code where its certified bound is within 1.5× the Welch bound or in scalable mode, else random).
+rotated, available for D = 2^m or 2^m − 1 with m odd, e.g. 128 and 512; a synthfr extra, never the default) or
+``auto`` (gallery if one is given, else uniform random points, as the HyperFace paper).
 Without a regulariser the optimiser returns the best iterate seen, never worse than its start.
 """
 from __future__ import annotations
@@ -52,14 +57,25 @@ class HyperFaceConfig:
     """Step size of the heavy-ball update (per unit hinge weight)."""
     momentum: float = 0.9
     """Heavy-ball momentum (tangent space)."""
-    gap: float = 0.02
+    gap: float = 0.05
     """Initial hinge gap below the current maximum (pairs within it repel)."""
     final_gap: float = 0.003
     """Hinge gap at the end of the budget (annealed linearly)."""
     init: str = "auto"
-    """'auto', 'gallery', 'random' or 'code' (see the module docstring)."""
+    """'auto' (gallery when given, else uniform random), 'gallery', 'random' or 'code' (module docstring)."""
     dense_max: int = 40000
-    """Largest N optimised with exact full Gram passes; above it the scalable (bucketed) mode runs."""
+    """Largest N optimised with an exact full Gram pass every step (dense mode)."""
+    pairs_max: int = 400000
+    """Largest N optimised with exact neighbour lists (pairs mode); above it the LSH-bucketed mode runs."""
+    gram_dtype: str = "auto"
+    """Precision of the Gram products that pick the repelling pairs: 'auto' (bfloat16 on CPU for D ≥ 256,
+    about 2.4x faster there; float32 elsewhere), 'float32' or 'bfloat16'. Reported maxima are always float32."""
+    list_pairs: float = 10.0
+    """Pairs mode: neighbour-list size, in pairs per identity (sets the list threshold)."""
+    list_steps: int = 150
+    """Pairs mode: at most this many optimisation steps on one neighbour list before an exact pass rebuilds it."""
+    pairs_max_step: float = 0.01
+    """Pairs mode: trust region per step (smaller than the dense one: unlisted pairs must not jump the list)."""
     chunk: int = 2048
     """Rows per Gram chunk (memory ≈ chunk × N floats)."""
     bucket_size: int = 2048
@@ -72,6 +88,14 @@ class HyperFaceConfig:
     """Torch device ('cuda' on a GPU machine)."""
     progress: bool = True
     """Show a progress bar."""
+
+
+def _low_dtype(cfg_dtype: str, x: torch.Tensor) -> torch.dtype:
+    if cfg_dtype == "auto":
+        return torch.bfloat16 if (x.device.type == "cpu" and x.shape[1] >= 256) else torch.float32
+    if cfg_dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"gram_dtype must be 'auto', 'float32' or 'bfloat16', got {cfg_dtype!r}")
+    return getattr(torch, cfg_dtype)
 
 
 def _clip_rows(v: torch.Tensor, max_norm: float) -> torch.Tensor:
@@ -92,24 +116,13 @@ def _pull(x: torch.Tensor, target: torch.Tensor, eps: float = 0.05) -> torch.Ten
     return d / (d.pow(2).sum(1, keepdim=True) + eps * eps).sqrt()
 
 
-def _code_pays(n: int, dim: int, scalable: bool = False) -> bool:
-    """Use the algebraic code when its certified bound is within 1.5× the Welch bound (where the dense optimiser
-    cannot do much better), and always in the scalable regime (where it beats any affordable optimisation)."""
-    from synthfr.samplers._codes import code_bound
-    from synthfr.samplers._geometry import welch_bound
-
-    b = code_bound(dim, n)
-    w = welch_bound(n, dim)
-    return b is not None and (scalable or (w > 0 and b <= 1.5 * w))
-
-
-def init_points(n: int, dim: int, gallery: torch.Tensor | None, seed: int, init: str, device,
-                scalable: bool = False) -> tuple[torch.Tensor, str]:
+def init_points(n: int, dim: int, gallery: torch.Tensor | None, seed: int, init: str, device
+                ) -> tuple[torch.Tensor, str]:
     """Starting points for the HyperFace family ('auto', 'gallery', 'random', 'code')."""
     from synthfr.samplers._codes import gold_code
 
     if init == "auto":
-        init = "gallery" if gallery is not None else ("code" if _code_pays(n, dim, scalable) else "random")
+        init = "gallery" if gallery is not None else "random"
     gen = torch.Generator().manual_seed(derive_seed(seed, "hyperface-init"))
     if init == "gallery":
         if gallery is None:
@@ -132,27 +145,76 @@ def init_points(n: int, dim: int, gallery: torch.Tensor | None, seed: int, init:
 
 
 @torch.no_grad()
-def _dense_grad(x: torch.Tensor, delta: float, chunk: int) -> tuple[torch.Tensor, float, float, int]:
+def _dense_grad(x: torch.Tensor, delta: float, chunk: int, dtype: torch.dtype = torch.float32
+                ) -> tuple[torch.Tensor, float, float, int]:
     """Hinge repulsion ``Σ_j relu(c_ij − δ) x_j`` for every row, plus the max cosine, Σ weights and #pairs.
 
-    The Gram matrix (which decides the max and the hinge) is float32; the weights-times-X product only sets a
-    step direction and runs in bfloat16 on CPU (about twice as fast there).
+    ``dtype`` is the precision of both products. bfloat16 (the CPU default for D ≥ 256) rounds cosines by
+    ~2e-4, far below the hinge gaps, so it only picks the pairs and sets the step direction; the maximum the
+    optimiser finally reports is re-measured in float32.
     """
     n = x.shape[0]
     g = torch.empty_like(x)
-    low = x.device.type == "cpu" and x.shape[1] >= 256
-    xl = x.to(torch.bfloat16) if low else x
+    xl = x.to(dtype) if dtype != x.dtype else x
     m, wsum, active = -2.0, 0.0, 0
     for a in range(0, n, chunk):
-        G = x[a:a + chunk] @ x.T
+        G = (xl[a:a + chunk] @ xl.T).float()
         r = torch.arange(G.shape[0], device=x.device)
         G[r, r + a] = -2.0
         m = max(m, float(G.max()))
         G.sub_(delta).clamp_(min=0.0)
         wsum += float(G.sum())
         active += int((G > 0).sum())
-        g[a:a + chunk] = (G.to(torch.bfloat16) @ xl).float() if low else G @ x
+        g[a:a + chunk] = (G.to(dtype) @ xl).float()
     return g, m, wsum, active // 2
+
+
+@torch.no_grad()
+def _collect_pairs(x: torch.Tensor, t: float, dtype: torch.dtype, rows: int = 4096, cols: int = 32768,
+                   cap: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """Every pair ``i < j`` with cosine above ``t`` (one blockwise pass over the upper triangle, in ``dtype``),
+    the largest cosine seen and the threshold finally used. With ``cap``, whenever more than ``cap`` pairs have
+    been found the threshold rises to keep the highest ``cap // 2`` (pairs already dropped are below it), so
+    memory stays bounded: one ``rows × cols`` block plus at most ``cap`` pairs."""
+    n = x.shape[0]
+    xl = x.to(dtype) if dtype != x.dtype else x
+    fi, fj, fv = [], [], []
+    count = 0
+    m = -2.0
+    for a in range(0, n, rows):
+        xa = xl[a:a + rows]
+        for b in range(a, n, cols):
+            G = xa @ xl[b:b + cols].T
+            if b == a:  # the block holding the diagonal: keep j > i only
+                ii = torch.arange(G.shape[0], device=x.device).unsqueeze(1)
+                jj = torch.arange(G.shape[1], device=x.device).unsqueeze(0)
+                G.masked_fill_(jj <= ii, -2.0)
+            m = max(m, float(G.max()))
+            nz = (G > t).nonzero()
+            if len(nz):
+                fi.append(nz[:, 0] + a)
+                fj.append(nz[:, 1] + b)
+                fv.append(G[nz[:, 0], nz[:, 1]].float())
+                count += len(nz)
+            if cap is not None and count > cap:
+                i, j, v = torch.cat(fi), torch.cat(fj), torch.cat(fv)
+                top = torch.topk(v, cap // 2)
+                t = float(top.values[-1])
+                keep = v > t
+                fi, fj, fv = [i[keep]], [j[keep]], [v[keep]]
+                count = int(keep.sum())
+    if not fi:
+        e = torch.empty(0, dtype=torch.long, device=x.device)
+        return e, e, m, t
+    return torch.cat(fi), torch.cat(fj), m, t
+
+
+def _pair_cos(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, chunk: int = 1 << 18) -> torch.Tensor:
+    """float32 cosines of the listed pairs (chunked gathers: bounded memory)."""
+    out = torch.empty(len(i), device=x.device)
+    for a in range(0, len(i), chunk):
+        out[a:a + chunk] = (x[i[a:a + chunk]] * x[j[a:a + chunk]]).sum(1)
+    return out
 
 
 @torch.no_grad()
@@ -176,10 +238,12 @@ class HyperFaceSampler(Sampler):
         cfg = self.config
         dev = torch.device(cfg.device)
         gal = as_tensor(gallery, dev) if gallery is not None else None
-        x, init = init_points(n, dim, gal, seed, cfg.init, dev, scalable=n > cfg.dense_max)
+        x, init = init_points(n, dim, gal, seed, cfg.init, dev)
         alpha = float(cfg.alpha) if gal is not None else 0.0
         if n <= cfg.dense_max:
             x, st = self._dense(x, gal, alpha, seed)
+        elif n <= cfg.pairs_max:
+            x, st = self._pairs(x, gal, alpha, seed)
         elif init == "code" and alpha == 0.0:
             # bucketed hinge steps cannot lower a code's certified (and attained by many pairs) maximum, and
             # pairs outside the buckets would be unchecked: keep the certified code
@@ -207,8 +271,9 @@ class HyperFaceSampler(Sampler):
         n = x.shape[0]
         t0 = time.perf_counter()
         v = torch.zeros_like(x)
-        _, m, _, _ = _dense_grad(x, 2.0, cfg.chunk)
-        start_max = m
+        low = _low_dtype(cfg.gram_dtype, x)
+        _, m, _, _ = _dense_grad(x, 2.0, cfg.chunk, low)
+        start_max = _max_cos(x, cfg.chunk)
         best_m, best_x = m, x.clone()
         nn_idx = _nearest_gallery(x, gal) if (gal is not None and alpha > 0) else None
         it = 0
@@ -224,7 +289,7 @@ class HyperFaceSampler(Sampler):
                 break
             gap = cfg.gap * (1.0 - fr) + cfg.final_gap * fr
             delta = m - gap
-            g, m, wsum, active = _dense_grad(x, delta, cfg.chunk)
+            g, m, wsum, active = _dense_grad(x, delta, cfg.chunk, low)
             if m < best_m:
                 best_m, best_x = m, x.clone()
             if nn_idx is not None:
@@ -242,15 +307,112 @@ class HyperFaceSampler(Sampler):
                 bar.n = min(100, int(fr * 100))
                 bar.set_postfix(max_cos=f"{m:.4f}", best=f"{best_m:.4f}", pairs=active)
                 bar.refresh()
-        # final exact evaluation of the last iterate; with a regulariser the last iterate is returned (it
-        # optimises the joint objective), without one the best separated iterate seen
+        # final exact (float32) evaluation; with a regulariser the last iterate is returned (it optimises the
+        # joint objective), without one the better separated of the last and the best iterate seen
         m = _max_cos(x, cfg.chunk)
-        if nn_idx is not None or m < best_m:
+        if nn_idx is None and best_x is not x:
+            best_m = _max_cos(best_x, cfg.chunk)
+        if nn_idx is not None or m <= best_m:
             best_m, best_x = m, x
         if bar is not None:
             bar.close()
         return best_x, {"mode": "dense", "steps": it, "start_max_cos": start_max, "history": history,
                         "optim_seconds": time.perf_counter() - t0}
+
+    def _pairs(self, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed: int):
+        """Neighbour-list mode (dense_max < N ≤ pairs_max), the Verlet lists of molecular dynamics: an exact
+        blockwise pass lists every pair above a threshold set ~``list_gap`` below the maximum (sized to about
+        ``list_pairs × N`` pairs), then ``list_steps`` cheap hinge steps run on the listed pairs only (gathers
+        and scatter-adds instead of N² products). The next pass re-lists and measures the true maximum; the
+        best measured iterate is returned, and a final pass always fits inside the time budget."""
+        cfg = self.config
+        n = x.shape[0]
+        t0 = time.perf_counter()
+        low = _low_dtype(cfg.gram_dtype, x)
+        gen = torch.Generator().manual_seed(derive_seed(seed, "hyperface-pairs"))
+        # first list threshold: the quantile of random pairs' cosines that leaves ~list_pairs × N pairs above it
+        k = 1_000_000
+        ri = torch.randint(n, (k,), generator=gen).to(x.device)
+        rj = torch.randint(n, (k,), generator=gen).to(x.device)
+        keep = ri != rj
+        c_rand = _pair_cos(x, ri[keep], rj[keep])
+        frac = min(1.0, cfg.list_pairs * n / (n * (n - 1) / 2))
+        t_list = float(torch.quantile(c_rand, 1.0 - frac)) if frac < 1 else -1.0
+        v = torch.zeros_like(x)
+        best_m, best_x = 2.0, x.clone()
+        start_max = None
+        steps = passes = 0
+        pass_s = 0.0
+        history = []
+        nn_idx = None
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=100, desc="hyperface (neighbour lists)", unit="%")
+        while True:
+            tp = time.perf_counter()
+            target = int(cfg.list_pairs * n)
+            pi, pj, m_pass, t_list = _collect_pairs(x, t_list, low, cap=2 * target)
+            pass_s = time.perf_counter() - tp
+            passes += 1
+            start_max = m_pass if start_max is None else start_max
+            if m_pass < best_m:
+                best_m, best_x = m_pass, x.clone()
+            history.append([round(time.perf_counter() - t0, 2), steps, m_pass, int(len(pi))])
+            depth = max(m_pass - t_list, 1e-3)
+            # the hinge never reaches below a quarter of the list's depth above its threshold: an unlisted pair
+            # (below t_list at listing time) would have to gain that much to matter, which small steps in D
+            # dimensions (moves mostly orthogonal to any other point) rarely do; the next pass catches any
+            floor = t_list + 0.25 * (m_pass - t_list)
+            if gal is not None and alpha > 0:
+                nn_idx = _nearest_gallery(x, gal)
+            fr = self._progress(steps, t0)
+            left = (cfg.time_budget - (time.perf_counter() - t0)) if cfg.time_budget else float("inf")
+            if fr >= 1.0 or left < 1.5 * pass_s + 1.0:
+                break
+            m = m_pass
+            steps_before = steps
+            v.zero_()  # momentum belongs to one list
+            for _ in range(cfg.list_steps):
+                fr = self._progress(steps, t0)
+                left = (cfg.time_budget - (time.perf_counter() - t0)) if cfg.time_budget else float("inf")
+                if fr >= 1.0 or left < 1.2 * pass_s + 1.0 or len(pi) == 0:
+                    break
+                c = _pair_cos(x, pi, pj)
+                m = float(c.max())
+                gap = cfg.gap * (1.0 - fr) + cfg.final_gap * fr
+                delta = max(m - gap, floor)
+                if m <= floor + 0.1 * gap:  # the listed pairs are done: re-list
+                    break
+                w = c.sub_(delta).clamp_(min=0.0)
+                act = w > 0
+                ai, aj, aw = pi[act], pj[act], w[act].unsqueeze(1)
+                g = torch.zeros_like(x)
+                for a in range(0, len(ai), 1 << 18):  # chunked: memory ~ 2^18 × D, not #pairs × D
+                    ci, cj, cw = ai[a:a + (1 << 18)], aj[a:a + (1 << 18)], aw[a:a + (1 << 18)]
+                    g.index_add_(0, ci, cw * x[cj])
+                    g.index_add_(0, cj, cw * x[ci])
+                if nn_idx is not None:
+                    g += (alpha * float(aw.sum()) / n) * _pull(x, gal[nn_idx])
+                g = tangent(g, x)
+                v.mul_(cfg.momentum).add_(g)
+                x = normalize(x - _clip_rows(cfg.lr * v, cfg.pairs_max_step))
+                v = tangent(v, x)
+                steps += 1
+                if bar is not None:
+                    bar.n = min(100, int(fr * 100))
+                    bar.set_postfix(list_max=f"{m:.4f}", best=f"{best_m:.4f}", pairs=len(pi))
+                    bar.refresh()
+            # the next list reaches as deep below the latest (listed) maximum as this one did below its pass's
+            # maximum, deeper if this list gave no step (the pass's cap keeps the size bounded either way)
+            t_list = m - depth * (2.0 if steps == steps_before else 1.0)
+        if nn_idx is not None:  # with a regulariser: the last measured iterate (joint objective)
+            best_x = x
+        if bar is not None:
+            bar.close()
+        return best_x, {"mode": "pairs", "steps": steps, "passes": passes, "start_max_cos": start_max,
+                        "pass_seconds": pass_s, "history": history, "optim_seconds": time.perf_counter() - t0}
 
     def _scalable(self, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed: int):
         cfg = self.config

@@ -1,17 +1,43 @@
 """Device selection."""
 from __future__ import annotations
 
+import os
+
 __all__ = ["resolve_device"]
 
 
+def _local_cuda_index(torch) -> int | None:
+    """This process's GPU under ``torchrun`` (``LOCAL_RANK`` set): ``LOCAL_RANK``, wrapped onto the visible GPUs
+    (a launcher that binds one GPU per process leaves only that one visible); ``None`` without ``LOCAL_RANK``."""
+    lr = os.environ.get("LOCAL_RANK")
+    if lr is None or not lr.strip():
+        return None
+    try:
+        local_rank = int(lr)
+    except ValueError:
+        raise ValueError(f"LOCAL_RANK={lr!r} is not an integer; unset it or launch with torchrun") from None
+    count = torch.cuda.device_count()
+    return local_rank % count if count > 0 else 0
+
+
 def resolve_device(device: str | None = "auto"):
-    """``"auto"`` -> CUDA when available, else MPS, else CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` -> CUDA when available, else MPS, else CPU; anything else is passed to ``torch.device``.
+
+    Under ``torchrun`` (``LOCAL_RANK`` in the environment) with CUDA available, ``"auto"`` and a bare ``"cuda"``
+    mean this process's GPU, ``cuda:LOCAL_RANK`` (modulo the number of visible GPUs), so that the ranks do not
+    all pile onto GPU 0. An explicit index (``"cuda:1"``) is always kept.
+    """
     import torch
 
     if device in (None, "auto"):
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            idx = _local_cuda_index(torch)
+            return torch.device("cuda") if idx is None else torch.device("cuda", idx)
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if isinstance(device, str) and device.strip() == "cuda" and torch.cuda.is_available():
+        idx = _local_cuda_index(torch)
+        if idx is not None:
+            return torch.device("cuda", idx)
     return torch.device(device)

@@ -127,6 +127,13 @@ def mobilefacenet_s1(embedding_size: int = 512, input_size: int = 112) -> Mobile
     return MobileFaceNet(embedding_size, (1, 4, 6, 2), 1, input_size)
 
 
+@REGISTRY.register("mobilefacenet_s1_deep")
+def mobilefacenet_s1_deep(embedding_size: int = 512, input_size: int = 112) -> MobileFaceNet:
+    """MobileFaceNet at the paper's width with twice the blocks (scale 1, blocks 2-8-12-4): the "deeper" arm of
+    width-vs-depth comparisons against ``mobilefacenet`` (twice the width)."""
+    return MobileFaceNet(embedding_size, (2, 8, 12, 4), 1, input_size)
+
+
 @REGISTRY.register("mobilefacenet_large", aliases=["mbf_large"])
 def mobilefacenet_large(embedding_size: int = 512, input_size: int = 112) -> MobileFaceNet:
     """MobileFaceNet-large as insightface's ``mbf_large`` (scale 4, blocks 2-8-12-4)."""

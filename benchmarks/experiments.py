@@ -1,0 +1,94 @@
+"""CPU-scale experiments of docs/experiments.md (issue 7): one arm per call, a summary table at the end.
+
+Every arm trains the same backbone recipe (MobileFaceNet, 64×64, CosFace, SGD, cosine schedule) for the same
+number of epochs on about the same number of images (300 identities × 20 = 6,000 synthetic images; the aligned
+CelebA subset has 6,047), then evaluates on LFW (evaluation only). Synthetic arms run `synthfr pipeline` with
+`configs/cpu-experiment.yaml` and overrides, so each arm folder is a complete, resumable pipeline output
+(identities, dataset, quality report, run, LFW figures, report.html).
+
+    A=benchmarks/experiments.py; L=../shared/data/lfw/lfw.bin
+    flock /work/cache/cpu.lock .venv/bin/python $A real      --out /work/cache/exp --lfw $L --celeba /work/cache/aligned/celeba
+    flock /work/cache/cpu.lock .venv/bin/python $A hyperface --out /work/cache/exp --lfw $L
+    ...   uniform | vec2face | hyperface-mixup | hyperface-wide | hyperface-deep
+    .venv/bin/python $A summary --out /work/cache/exp           # markdown table of every finished arm
+
+Comparisons: (a) real vs hyperface; (b) hyperface vs uniform vs vec2face; (c) hyperface vs hyperface-mixup
+(SynFace identity mixup, soft labels); (d) hyperface-wide (mobilefacenet: 2× width) vs hyperface-deep
+(mobilefacenet_s1_deep: twice the blocks) at the same image count, with hyperface (width 1) as the reference.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+EPOCHS = 8
+TRAIN = {"backbone": "mobilefacenet_s1", "input_size": 64, "embedding_size": 512, "head": "cosface",
+         "head_kwargs": {"s": 32, "m": 0.35}, "epochs": EPOCHS, "time_limit": None, "schedule": "cosine",
+         "warmup_epochs": 1, "batch_size": 64, "lr": 0.1, "threads": 2, "num_workers": 1, "seed": 0}
+ARMS = {
+    "hyperface": {},
+    "uniform": {"sample.method": "uniform", "sample.options": "{}"},
+    "vec2face": {"sample.method": "vec2face", "sample.options": "{tau: 0.3}"},
+    "hyperface-mixup": {"generate.variation": "mixup"},
+    "hyperface-wide": {"train.config.backbone": "mobilefacenet"},
+    "hyperface-deep": {"train.config.backbone": "mobilefacenet_s1_deep"},
+}
+
+
+def sh(cmd: list[str]) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("arm", choices=["real", *ARMS, "summary"])
+    ap.add_argument("--out", required=True, help="experiments folder (one sub-folder per arm)")
+    ap.add_argument("--lfw", help="lfw.bin (evaluation only)")
+    ap.add_argument("--celeba", help="aligned CelebA ImageFolder (arm 'real')")
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    args = ap.parse_args()
+    out = Path(args.out)
+    exe = [sys.executable, "-m", "synthfr.cli"]
+    if args.arm == "summary":
+        return summary(out)
+    d = out / args.arm
+    if args.arm == "real":
+        t = dict(TRAIN, epochs=args.epochs)
+        cmd = exe + ["train", "--data", args.celeba, "--out", str(d / "run"), "--backbone", t["backbone"],
+                     "--input-size", str(t["input_size"]), "--head", "cosface", "--scale", "32", "--margin",
+                     "0.35", "--epochs", str(t["epochs"]), "--schedule", "cosine", "--warmup-epochs", "1",
+                     "--batch-size", "64", "--lr", "0.1", "--workers", "1", "--threads", "2", "--seed", "0",
+                     "--quiet"]
+        sh(cmd)
+        sh(exe + ["eval", "--checkpoint", str(d / "run"), "--benchmark", args.lfw, "--json",
+                  str(d / "eval.json"), "--device", "cpu", "--quiet"])
+        return 0
+    sets = {"train.enabled": "true", "train.config.epochs": str(args.epochs), "train.config.time_limit": "null",
+            "evaluate.enabled": "true", "evaluate.benchmarks": f"[{args.lfw}]"}
+    sets.update(ARMS[args.arm])
+    cmd = exe + ["pipeline", "configs/cpu-experiment.yaml", "--out", str(d)]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={v}"]
+    sh(cmd)
+    return 0
+
+
+def summary(out: Path) -> int:
+    print("| arm | data | LFW accuracy | EER | TPR@1e-3 |\n|---|---|---|---|---|")
+    for arm in ["real", *ARMS]:
+        for p in (out / arm / "eval.json", out / arm / "evaluate" / "eval.json"):
+            if p.is_file():
+                r = json.loads(p.read_text())["benchmarks"]["lfw"]
+                data = "CelebA (real)" if arm == "real" else "synthfr-small"
+                print(f"| {arm} | {data} | {r['accuracy']:.4f} ± {r['std']:.4f} | {r['eer']:.3f} | "
+                      f"{r['tpr_at_fpr'].get('1e-3', float('nan')):.3f} |")
+                break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
