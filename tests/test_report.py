@@ -349,3 +349,8 @@ def test_demo_writes_the_report(tmp_path):
     assert len([1 for m, _ in c.images if m == "image/jpeg"]) == 4
     assert "synthfr demo report" in doc and "synthfr train --data" in doc
     assert "images_per_id: 2" in doc  # the demo's config, block YAML
+    # a re-run into the same folder with the same settings reuses the identities and resumes the dataset
+    msgs: list[str] = []
+    run_demo(DemoConfig(out=str(out), identities=4, images_per_id=2, time_budget=1.0, gallery_size=200,
+                        device="cpu"), log=msgs.append)
+    assert any("reusing the identities" in m for m in msgs)

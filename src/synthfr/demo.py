@@ -14,6 +14,8 @@ Journey (each step is the public API that the matching CLI subcommand wraps):
 """
 from __future__ import annotations
 
+import json
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +85,20 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
     options: dict[str, Any] = {}
     if cfg.sampler.startswith("hyperface"):
         options.update(alpha=cfg.alpha, iterations=cfg.iterations, time_budget=cfg.time_budget)
-    _, stats = sample_identities(cfg.sampler, cfg.identities, gallery=out / "gallery.npy", seed=cfg.seed,
-                                 out=ids_path, **options)
+    # a re-run with the same settings reuses the identities (bit-exact reruns of an optimiser are not guaranteed
+    # across BLAS thread schedules, and the dataset folder is tied to the identities' hash)
+    request = {"sampler": cfg.sampler, "n": cfg.identities, "seed": cfg.seed, "gallery_size": cfg.gallery_size,
+               "options": options}
+    req_path = ids_path.parent / "request.json"
+    stats_path = ids_path.with_suffix(".stats.json")
+    if ids_path.is_file() and stats_path.is_file() and req_path.is_file() and \
+            json.loads(req_path.read_text()) == json.loads(json.dumps(request)):
+        stats = json.loads(stats_path.read_text())
+        log("      reusing the identities of an earlier run with the same settings")
+    else:
+        _, stats = sample_identities(cfg.sampler, cfg.identities, gallery=out / "gallery.npy", seed=cfg.seed,
+                                     out=ids_path, **options)
+        write_json(req_path, request)
     summary["identities"] = {k: stats[k] for k in ("n", "dim", "max_cos", "mean_nn_cos", "gallery_mean_nn_cos",
                                                    "seconds") if k in stats}
     log(f"      max_cos={stats['max_cos']:.3f} (standardised space), {stats['seconds']:.1f} s")
