@@ -321,10 +321,13 @@ class HyperFaceSampler(Sampler):
 
     def _pairs(self, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed: int):
         """Neighbour-list mode (dense_max < N ≤ pairs_max), the Verlet lists of molecular dynamics: an exact
-        blockwise pass lists every pair above a threshold set ~``list_gap`` below the maximum (sized to about
-        ``list_pairs × N`` pairs), then ``list_steps`` cheap hinge steps run on the listed pairs only (gathers
-        and scatter-adds instead of N² products). The next pass re-lists and measures the true maximum; the
-        best measured iterate is returned, and a final pass always fits inside the time budget."""
+        blockwise pass lists every pair above a threshold below the maximum (the first threshold from a sample of
+        random pairs so that about ``list_pairs × N`` pairs are listed; later ones as deep below the latest
+        maximum as the previous list reached; at most ``2 × list_pairs × N`` pairs are kept), then up to
+        ``list_steps`` cheap hinge steps run on the listed pairs only (gathers and scatter-adds instead of N²
+        products), never pushing below a floor a quarter of the list's depth above its threshold. The next pass
+        re-lists and measures the true maximum; the best measured iterate is returned (the last one with a
+        gallery regulariser), and a final pass always fits inside the time budget."""
         cfg = self.config
         n = x.shape[0]
         t0 = time.perf_counter()
