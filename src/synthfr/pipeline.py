@@ -78,7 +78,7 @@ class SampleStage:
     seed: int | None = None
     """Sampler seed (default: the top-level seed)."""
     options: dict = field(default_factory=dict)
-    """Sampler options passed through, e.g. ``{alpha: 0.5, time_budget: 20}`` (hyperface), ``{tau: 0.3}``."""
+    """Sampler options passed through, e.g. ``{alpha: 0.5, iterations: 1000}`` (hyperface; steps are reproducible, seconds are not), ``{tau: 0.3}``."""
 
 
 @dataclass
