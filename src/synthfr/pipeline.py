@@ -78,7 +78,8 @@ class SampleStage:
     seed: int | None = None
     """Sampler seed (default: the top-level seed)."""
     options: dict = field(default_factory=dict)
-    """Sampler options passed through, e.g. ``{alpha: 0.5, iterations: 1000}`` (hyperface; steps are reproducible, seconds are not), ``{tau: 0.3}``."""
+    """Sampler options passed through, e.g. ``{alpha: 0.5, iterations: 1000}`` (hyperface; a step count is
+    reproducible, a time budget is not), ``{tau: 0.3}`` (vec2face)."""
 
 
 @dataclass
