@@ -382,23 +382,13 @@ def _run_generate(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> d
     gc = GenerateConfig(identities=str(stage_dir(cfg, "sample") / "ids.npy"), generator=g.generator,
                         weights=_expand(g.weights), images_per_id=g.images_per_id, variation=g.variation, seed=cfg.seed,
                         out=str(d / "dataset"), filter_min_sim=g.filter_min_sim, embedder=g.embedder,
-                        device=_rank_device(cfg.device), resume=True)
+                        device=cfg.device, resume=True)  # resolve_device: cuda:LOCAL_RANK per rank
     for k, v in (g.options or {}).items():
         setattr(gc, k, v)
     res = generate_dataset(gc, log=log)
     summ = {k: v for k, v in res.items() if isinstance(v, (int, float, str, bool)) or v is None}
     summ["dataset"] = str(d / "dataset")
     return summ
-
-
-def _rank_device(device: str) -> str:
-    """Under torchrun, ``auto``/``cuda`` means this process's GPU (LOCAL_RANK), not GPU 0 for every rank."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and device in ("auto", "cuda"):
-        import torch
-
-        if torch.cuda.is_available():
-            return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    return device
 
 
 def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
