@@ -37,16 +37,47 @@ def export_generator(run: str | Path, out: str | Path | None = None, *, ema: boo
     sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in g.state_dict().items()}
     atomic_write_bytes(out / "model.safetensors", save(sd, metadata={"format": "pt", "generator": WEIGHTS_NAME}))
     tcfg = state["config"]
+    lineage = _lineage(run, state)
     write_json(out / "config.json", {
         "generator": WEIGHTS_NAME, "embedder": tcfg.get("embedder", "dlib-torch"), "dim": g.cfg.cond_dim,
         "model": g.cfg.to_json(), "weights": "ema" if ema else "raw", "dtype": "float16" if half else "float32",
         "trained_steps": int(state["step"]), "training_hours": round(float(state.get("elapsed_s", 0)) / 3600, 3),
         "batch_size": tcfg.get("batch_size"), "n_train_images": state.get("n_train"),
-        "data": tcfg.get("data"), **(extra or {}),
+        "data": tcfg.get("data"), "lineage": lineage,
+        "total_steps": sum(r["steps"] for r in lineage),
+        "total_hours": round(sum(r["hours"] for r in lineage), 3), **(extra or {}),
     })
     for name in ("model.safetensors", "config.json"):
         (out / name).chmod(0o644)  # package data must be world-readable (temporary files are created 0600)
     return out
+
+
+def _lineage(run: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chain of runs behind ``run`` (``init_from``), oldest first, with each one's steps and hours.
+
+    A run started with ``init_from`` counts its steps from 0; the chain keeps the total training recorded.
+    Parents that are no longer on disk are listed by name with unknown (0) steps.
+    """
+    from synthfr.genmodel.trainer import load_latest
+
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    cur: Path | None = run
+    cur_state: dict[str, Any] | None = state
+    while cur is not None and str(cur) not in seen:
+        seen.add(str(cur))
+        if cur_state is None:
+            got = load_latest(cur) if (cur / "latest.json").is_file() else None
+            if got is None:  # parent gone, or a weights folder rather than a run: keep its name only
+                chain.append({"run": cur.name, "steps": 0, "hours": 0.0, "id_space": None})
+                break
+            cur_state = got[1]
+        c = cur_state["config"]
+        chain.append({"run": cur.name, "steps": int(cur_state["step"]),
+                      "hours": round(float(cur_state.get("elapsed_s", 0)) / 3600, 3), "id_space": c.get("id_space", "raw")})
+        parent = c.get("init_from")
+        cur, cur_state = (Path(parent) if parent else None), None
+    return chain[::-1]
 
 
 def load_generator_folder(folder: str | Path, device: Any = "cpu"):
