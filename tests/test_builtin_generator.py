@@ -120,15 +120,35 @@ def test_trainer_resume_is_exact(tmp_path):
         train_generator(_cfg(tmp_path, tmp_path / "a", max_steps=6), progress=False)
 
 
-def _write_tiny_weights(folder: Path) -> None:
+def _write_tiny_weights(folder: Path, **extra) -> None:
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
     g = FaceGenerator(TINY, with_encoder=False)
+    g.cond_mean.copy_(0.8 * _unit(1, seed=7)[0])  # like a real embedding space: faces share a mean direction
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps({"generator": "synthfr-small", "embedder": "dlib-torch",
-                                                    "dim": 128, "model": TINY.to_json()}))
+                                                    "dim": 128, "model": TINY.to_json(), **extra}))
+
+
+def test_id_gain_extrapolates_away_from_the_mean(tmp_path):
+    from synthfr.generators import create_generator
+
+    _write_tiny_weights(tmp_path / "w", id_gain=1.5)
+    assert create_generator("synthfr-small", weights=tmp_path / "w").id_gain == 1.5  # recorded with the weights
+    plain = create_generator("synthfr-small", weights=tmp_path / "w", id_gain=1.0)
+    gained = create_generator("synthfr-small", weights=tmp_path / "w", id_gain=2.0)
+    assert gained.options()["id_gain"] == 2.0
+    c = _unit(3)
+    mu = plain.model.cond_mean
+    moved = torch.nn.functional.normalize(mu + 2.0 * (c - mu), dim=1)
+    with torch.no_grad():
+        a, b, same = gained.generate_tensor(c, [1, 2, 3]), plain.generate_tensor(moved, [1, 2, 3]), \
+            plain.generate_tensor(c, [1, 2, 3])
+    assert torch.allclose(a, b, atol=1e-6) and not torch.allclose(a, same, atol=1e-3)
+    with pytest.raises(ValueError, match="id_gain"):
+        create_generator("synthfr-small", weights=tmp_path / "w", id_gain=0)
 
 
 def test_builtin_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
@@ -213,6 +233,12 @@ def test_init_from_and_centred_identity(tmp_path):
     out = train_generator(_cfg(tmp_path, tmp_path / "d", max_steps=3, sample_every=0, id_space="centred",
                                init_from=str(tmp_path / "a")), progress=False)
     assert out["step"] == 3 and np.isfinite(out["last"]["id"]) and "syn_id" in out["last"]
+    # the export records the whole chain of runs, so the card's training time is the total
+    from synthfr.genmodel.export import export_generator
+
+    cfg = json.loads((export_generator(tmp_path / "d", tmp_path / "dw") / "config.json").read_text())
+    assert [(r["run"], r["steps"]) for r in cfg["lineage"]] == [("a", 2), ("d", 3)]
+    assert cfg["trained_steps"] == 3 and cfg["total_steps"] == 5 and cfg["lineage"][1]["id_space"] == "centred"
     with pytest.raises(ValueError, match="id_space"):
         train_generator(_cfg(tmp_path, tmp_path / "e", max_steps=2, sample_every=0, id_space="nope"), progress=False)
 

@@ -33,7 +33,12 @@ class SynthfrSmall(Generator):
     weights_help = _HELP
 
     def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float = 1.0,
-                 **kwargs: Any):
+                 id_gain: float | None = None, **kwargs: Any):
+        """``z_scale`` scales the style noise (0 = one fixed look per identity). ``id_gain`` extrapolates each
+        condition away from the mean training embedding before generating, ``normalize(μ + g·(c − μ))``: the
+        decoder shrinks identities towards the average face, so g > 1 pre-compensates (cross-identity
+        separation 92 % → 98 % at g = 2 for the shipped weights, see the model card). ``None`` takes the value
+        recorded with the weights (``config.json`` ``id_gain``; 1.0 when absent)."""
         from synthfr.genmodel.export import default_weights_dir
 
         default = weights is None
@@ -45,6 +50,9 @@ class SynthfrSmall(Generator):
                 f"({folder / 'model.safetensors'} is missing). {_HELP}")
         require_weights(folder, ["model.safetensors", "config.json"], generator="synthfr-small", help=_HELP)
         self.z_scale = float(z_scale)
+        if id_gain is not None and not float(id_gain) > 0:
+            raise ValueError(f"synthfr-small: id_gain must be > 0, got {id_gain}")
+        self._id_gain = None if id_gain is None else float(id_gain)
         self._model = None
         self._meta: dict[str, Any] | None = None
 
@@ -71,8 +79,15 @@ class SynthfrSmall(Generator):
         _ = self.model
         return dict(self._meta or {})
 
+    @property
+    def id_gain(self) -> float:
+        """The identity gain in use (the weights' recorded value unless one was given)."""
+        if self._id_gain is None:
+            self._id_gain = float(self.meta.get("id_gain", 1.0))
+        return self._id_gain
+
     def options(self) -> dict[str, Any]:
-        return {"z_scale": self.z_scale}
+        return {"z_scale": self.z_scale, "id_gain": self.id_gain}
 
     # -- generation -----------------------------------------------------------------------------------------
     def generate_tensor(self, conditions: Any, seeds: Any):
@@ -85,7 +100,10 @@ class SynthfrSmall(Generator):
             conditions = conditions[None]
         s = as_seed_array(seeds, conditions.shape[0])
         m = self.model
-        return m.generate_tensor(conditions.to(self.device, torch.float32), s.tolist(), z_scale=self.z_scale)
+        c = conditions.to(self.device, torch.float32)
+        if self.id_gain != 1.0:
+            c = torch.nn.functional.normalize(m.cond_mean + self.id_gain * (c - m.cond_mean), dim=1)
+        return m.generate_tensor(c, s.tolist(), z_scale=self.z_scale)
 
     def _generate(self, conditions: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         import torch
