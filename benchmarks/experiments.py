@@ -89,15 +89,28 @@ def main() -> int:
 
 
 def summary(out: Path) -> int:
-    print("| arm | data | LFW accuracy | EER | TPR@1e-3 |\n|---|---|---|---|---|")
+    """Markdown table of every finished arm: LFW figures, the last training loss, dataset quality, wall time."""
+    print("| arm | LFW accuracy | LFW EER | TPR@FPR=1e-3 | final train loss | dataset: cos to own centre / "
+          "impostor mean / EER | wall time |\n|---|---|---|---|---|---|---|")
     for arm in ["real", "real-aug", *ARMS]:
-        for p in (out / arm / "eval.json", out / arm / "evaluate" / "eval.json"):
-            if p.is_file():
-                r = json.loads(p.read_text())["benchmarks"]["lfw"]
-                data = "CelebA (real)" if arm.startswith("real") else "synthfr-small"
-                print(f"| {arm} | {data} | {r['accuracy']:.4f} ± {r['std']:.4f} | {r['eer']:.3f} | "
-                      f"{r['tpr_at_fpr'].get('1e-3', float('nan')):.3f} |")
-                break
+        d = out / arm
+        ev = next((p for p in (d / "eval.json", d / "evaluate" / "eval.json") if p.is_file()), None)
+        if ev is None:
+            continue
+        r = json.loads(ev.read_text())["benchmarks"]["lfw"]
+        log = next((p for p in (d / "run" / "log.csv", d / "train" / "run" / "log.csv") if p.is_file()), None)
+        loss = float(log.read_text().strip().splitlines()[-1].split(",")[3]) if log else float("nan")
+        quality, secs = "(real data)", float("nan")
+        if (d / "pipeline.json").is_file():
+            st = json.loads((d / "pipeline.json").read_text())
+            q = st["stages"].get("quality", {}).get("summary", {})
+            gi = q.get("genuine mean / impostor mean", "? / ?").split(" / ")[-1]
+            quality = f"{q.get('mean cos to own centre', float('nan')):.3f} / {gi} / {q.get('EER', float('nan')):.3f}"
+            secs = st["seconds"]
+        elif (d / "train_seconds.json").is_file():
+            secs = json.loads((d / "train_seconds.json").read_text())["seconds"]
+        print(f"| {arm} | {r['accuracy']:.4f} ± {r['std']:.4f} | {r['eer']:.3f} | "
+              f"{r['tpr_at_fpr'].get('1e-3', float('nan')):.3f} | {loss:.3f} | {quality} | {secs / 60:.1f} min |")
     return 0
 
 

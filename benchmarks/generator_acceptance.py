@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-hog", type=int, default=1000)
     ap.add_argument("--n-attrop", type=int, default=48)
     ap.add_argument("--attrop-steps", type=int, default=40)
+    ap.add_argument("--attrop-eot", type=int, default=None, help="AttrOP pose_eot (default: AttrOP's)")
     ap.add_argument("--z-scale", type=float, default=1.0)
     ap.add_argument("--id-gain", type=float, default=None,
                     help="identity gain of synthfr-small (default: the value recorded with the weights)")
@@ -189,8 +190,9 @@ def main(argv=None) -> int:
         n = args.n_attrop
         from synthfr.face.pose import load_pose_estimator
 
+        eot = {} if args.attrop_eot is None else {"pose_eot": args.attrop_eot}
         a = AttrOP.with_components(gen, load_pose_estimator(), emb, targets="1:yaw=30", mirror_yaw=False,
-                                   steps=args.attrop_steps, id_bound=1 - thr)
+                                   steps=args.attrop_steps, id_bound=1 - thr, **eot)
         out = a.apply_to(cond[:n], np.arange(n), 1, seed=3)
         seeds = np.array([p["image_seed"] for p in out.params], np.int64)
         imgs = gen.generate(out.conditions, seeds)
@@ -211,6 +213,9 @@ def main(argv=None) -> int:
             "attrop_median_abs_err_landmarks": float(np.nanmedian(np.abs(yaw_lm - 30))),
             "attrop_identity_verified": float((cosv >= thr).mean()),
             "attrop_yaw_before_median_posenet": float(np.median(yaw0)),
+            "attrop_yaw_after_median_landmarks": float(np.nanmedian(yaw_lm)),
+            "attrop_yaw_before_median_landmarks": float(np.nanmedian(label_faces(base)[:, 0])),
+            "attrop_pose_eot": int(a.config.pose_eot),
         })
         print(f"attrop: {json.dumps({k: v for k, v in res.items() if k.startswith('attrop')})} "
               f"({time.time() - t0:.0f}s)", flush=True)

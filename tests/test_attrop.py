@@ -105,3 +105,19 @@ def test_attrop_apply_rows_matches_full_run(parts):
     sub = a.apply(x, 2, 9, rows=[2])
     np.testing.assert_array_equal(sub.conditions, full.conditions[4:6])
     assert sub.params == full.params[4:6]
+
+
+def test_attrop_pose_eot_is_per_image_deterministic_and_changes_the_pose_term(parts):
+    from synthfr.variations.attrop import AttrOP
+
+    gen, pose, emb = parts
+    x = _ids(3, seed=5)
+    kw = dict(targets="1:yaw=40", steps=2, id_bound=2.0)
+    plain = AttrOP.with_components(gen, pose, emb, **kw)(x, 1, seed=2)
+    eot = AttrOP.with_components(gen, pose, emb, pose_eot=3, **kw)
+    full = eot(x, 1, seed=2)
+    assert full.params[0]["yaw"] != plain.params[0]["yaw"]  # averaged over transformed copies
+    assert all(p["steps_taken"] <= 2 for p in full.params)
+    # an image's transforms come from its own seed: the same result alone and in a batch
+    np.testing.assert_array_equal(eot.apply(x, 1, 2, rows=[1]).conditions, full.conditions[1:2])
+    np.testing.assert_array_equal(eot(x, 1, seed=2).conditions, full.conditions)

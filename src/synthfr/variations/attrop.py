@@ -61,6 +61,16 @@ class AttrOPConfig:
     """An angle target is met within this many degrees."""
     mirror_yaw: bool = True
     """Alternate the yaw sign with the image index (left and right profiles)."""
+    pose_eot: int = 0
+    """Expectation over transformation: the pose term averages the estimator over this many randomly shifted,
+    scaled and slightly rotated copies of each image (per-image seeded), so the steps must turn the head for
+    every view rather than exploit one input of the estimator; 0 = the image alone."""
+    eot_shift: float = 0.06
+    """Largest shift of an EOT copy, as a fraction of half the image side (0.06 ≈ 3 px at 112 px)."""
+    eot_scale: float = 0.06
+    """Largest relative zoom of an EOT copy."""
+    eot_rotate: float = 5.0
+    """Largest in-plane rotation of an EOT copy, degrees."""
     batch_size: int = 16
     """Images optimised together."""
     device: str = "cpu"
@@ -225,10 +235,13 @@ class AttrOP(Variation):
         done = torch.zeros(b, dtype=torch.bool, device=dev)
         steps = torch.zeros(b, dtype=torch.long, device=dev)
         seeds = list(seeds)
+        eot = max(0, int(cfg.pose_eot))
+        # one stream of EOT transforms per image seed: an image's result never depends on its batch-mates
+        rngs = [np.random.default_rng(derive_seed(int(s), "attrop-eot")) for s in seeds]
         for t in range(cfg.steps + 1):
             cv = c.detach().requires_grad_(True)
             img = gen.generate_tensor(cv, seeds)
-            ang = pose(img)
+            ang = pose(img) if eot == 0 else self._pose_eot(pose, img, rngs, eot)
             desc = emb.descriptors(img) if hasattr(emb, "descriptors") else emb(img)
             e = F.normalize(desc, dim=1)
             q = desc.norm(dim=1)
@@ -269,6 +282,27 @@ class AttrOP(Variation):
             r["step_bound"] = int(cfg.steps)
             recs.append(r)
         return best.detach().cpu().numpy().astype(np.float32), recs
+
+    def _pose_eot(self, pose: Any, img: Any, rngs: Sequence[np.random.Generator], n: int) -> Any:
+        """Pose estimates averaged over ``n`` random affine copies of each image (differentiable)."""
+        import torch
+        import torch.nn.functional as F
+
+        cfg = self.config
+        b = img.shape[0]
+        u = np.stack([r.uniform(-1.0, 1.0, size=(n, 4)) for r in rngs]).reshape(b * n, 4)
+        ang = np.deg2rad(cfg.eot_rotate * u[:, 0])
+        zoom = 1.0 + cfg.eot_scale * u[:, 1]
+        theta = np.zeros((b * n, 2, 3), np.float32)
+        theta[:, 0, 0] = np.cos(ang) / zoom
+        theta[:, 0, 1] = -np.sin(ang) / zoom
+        theta[:, 1, 0] = np.sin(ang) / zoom
+        theta[:, 1, 1] = np.cos(ang) / zoom
+        theta[:, :, 2] = cfg.eot_shift * u[:, 2:]
+        rep = img.repeat_interleave(n, dim=0)
+        grid = F.affine_grid(torch.from_numpy(theta).to(img.device), list(rep.shape), align_corners=False)
+        warped = F.grid_sample(rep, grid, padding_mode="border", align_corners=False)
+        return pose(warped).view(b, n, -1).mean(dim=1)
 
     def _image(self, x, i, k, rng):  # pragma: no cover - apply_to is overridden
         raise NotImplementedError
