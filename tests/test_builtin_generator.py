@@ -214,9 +214,10 @@ def test_cli_train_resume_and_export(tmp_path):
     assert main(["train-generator", "--resume", "--max-steps", "2", *common]) == 0
     state = json.loads((tmp_path / "run" / "latest.json").read_text())
     assert state["step"] == 2
-    assert main(["train-generator", "--out", str(tmp_path / "run"), "--export-to", str(tmp_path / "w")]) == 0
+    assert main(["train-generator", "--out", str(tmp_path / "run"), "--export-to", str(tmp_path / "w"),
+                 "--id-gain", "1.25"]) == 0
     gen = create_generator("synthfr-small", weights=tmp_path / "w")
-    assert gen.generate(_unit(1).numpy(), [3]).shape == (1, 112, 112, 3)
+    assert gen.generate(_unit(1).numpy(), [3]).shape == (1, 112, 112, 3) and gen.id_gain == 1.25
     assert main(["train-generator", "--out", str(tmp_path / "x"), "--set", "nonsense=1", "--data", "y"]) == 1
 
 

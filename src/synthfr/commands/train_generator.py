@@ -62,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-to", metavar="DIR", help="do not train: export RUN's latest EMA weights to DIR "
                    "(model.safetensors + config.json; 'package' = the installed package's weights folder)")
     p.add_argument("--half", action="store_true", help="with --export-to: store float16 weights (half size)")
+    p.add_argument("--id-gain", type=float, default=None, metavar="G",
+                   help="with --export-to: record the default identity gain of these weights (synthfr-small "
+                        "id_gain; choose it with benchmarks/generator_acceptance.py --id-gain)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if args.export_to:
         from synthfr.genmodel.export import export_generator
 
-        dest = export_generator(args.out, None if args.export_to == "package" else args.export_to, half=args.half)
+        extra = {} if args.id_gain is None else {"id_gain": float(args.id_gain)}
+        dest = export_generator(args.out, None if args.export_to == "package" else args.export_to, half=args.half,
+                                extra=extra)
         print(f"train-generator: exported {args.out} to {dest}")
         return 0
     cfg = GenTrainConfig()
