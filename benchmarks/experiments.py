@@ -111,6 +111,24 @@ def summary(out: Path) -> int:
             secs = json.loads((d / "train_seconds.json").read_text())["seconds"]
         print(f"| {arm} | {r['accuracy']:.4f} ± {r['std']:.4f} | {r['eer']:.3f} | "
               f"{r['tpr_at_fpr'].get('1e-3', float('nan')):.3f} | {loss:.3f} | {quality} | {secs / 60:.1f} min |")
+    # paired differences over LFW's 10 folds (the same pairs for every arm): is a gap bigger than fold noise?
+    pairs = [("hyperface", "real"), ("uniform", "hyperface"), ("vec2face", "hyperface"), ("vec2face", "uniform"),
+             ("hyperface-mixup", "hyperface"), ("hyperface-wide", "hyperface"), ("hyperface-deep", "hyperface"),
+             ("hyperface-wide", "hyperface-deep"), ("real-aug", "real"), ("hyperface-g2aug", "hyperface"),
+             ("hyperface-g2aug", "real-aug")]
+    folds = {}
+    for arm in ["real", "real-aug", *ARMS]:
+        for p in (out / arm / "eval.json", out / arm / "evaluate" / "eval.json"):
+            if p.is_file():
+                folds[arm] = json.loads(p.read_text())["benchmarks"]["lfw"]["fold_accuracies"]
+    print("\n| comparison | Δ accuracy (A − B) | paired t over 10 folds |\n|---|---|---|")
+    for a, b in pairs:
+        if a in folds and b in folds:
+            d = [x - y for x, y in zip(folds[a], folds[b])]
+            m = sum(d) / len(d)
+            sd = (sum((x - m) ** 2 for x in d) / (len(d) - 1)) ** 0.5
+            t = m / (sd / len(d) ** 0.5) if sd > 0 else float("inf")
+            print(f"| {a} − {b} | {m:+.4f} | {t:+.2f} |")
     return 0
 
 

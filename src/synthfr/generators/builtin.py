@@ -37,7 +37,7 @@ class SynthfrSmall(Generator):
         """``z_scale`` scales the style noise (0 = one fixed look per identity). ``id_gain`` extrapolates each
         condition away from the mean training embedding before generating, ``normalize(μ + g·(c − μ))``: the
         decoder shrinks identities towards the average face, so g > 1 pre-compensates (cross-identity
-        separation 92 % → 98 % at g = 2 for the shipped weights, see the model card). ``None`` takes the value
+        separation 92 % → 97 % at g = 1.5 for the shipped weights, see the model card). ``None`` takes the value
         recorded with the weights (``config.json`` ``id_gain``; 1.0 when absent)."""
         from synthfr.genmodel.export import default_weights_dir
 

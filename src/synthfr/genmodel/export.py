@@ -73,8 +73,8 @@ def _lineage(run: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
                 break
             cur_state = got[1]
         c = cur_state["config"]
-        chain.append({"run": cur.name, "steps": int(cur_state["step"]),
-                      "hours": round(float(cur_state.get("elapsed_s", 0)) / 3600, 3), "id_space": c.get("id_space", "raw")})
+        chain.append({"run": cur.name, "steps": int(cur_state["step"]), "id_space": c.get("id_space", "raw"),
+                      "hours": round(float(cur_state.get("elapsed_s", 0)) / 3600, 3)})
         parent = c.get("init_from")
         cur, cur_state = (Path(parent) if parent else None), None
     return chain[::-1]
