@@ -99,6 +99,28 @@ def test_domain_mixup_mixes_pixels_and_labels(toy, tmp_path):
     assert load_file(str(mixed / "head.safetensors"))["weight"].shape == (9, 16)
 
 
+def test_domain_mixup_psi_is_drawn_per_batch_from_the_21_values(toy, tmp_path):
+    from synthfr.training.mixup import psi_at, psi_grid
+
+    grid = psi_grid()
+    assert len(grid) == 21 and grid[0] == 0.0 and grid[-1] == 1.0
+    np.testing.assert_allclose(np.diff(grid), 0.05)
+    draws = [psi_at(3, s) for s in range(2000)]
+    assert set(draws) == set(grid.tolist())  # every value of the set, nothing else
+    assert draws == [psi_at(3, s) for s in range(2000)]  # seeded by (seed, step)
+    assert psi_at(3, 5, ratio=0.8) == 0.8  # the fixed option
+    with pytest.raises(ValueError, match="divide 1"):
+        psi_grid(0.3)
+
+    real = make_toy_dataset(tmp_path / "real", classes=3, per_class=4, size=32, seed=5)
+    run = train(_cfg(toy, tmp_path / "dm", epochs=4, domain_mixup=str(real)))  # 3 steps/epoch, 12 steps
+    psis = [float(r["psi"]) for r in csv.DictReader(open(run / "log.csv"))]
+    assert len(psis) == 12 and set(psis) <= set(grid.tolist()) and len(set(psis)) > 3
+    assert psis == [psi_at(1, s) for s in range(12)]
+    fixed = train(_cfg(toy, tmp_path / "dm8", epochs=1, domain_mixup=str(real), domain_mixup_ratio=0.8))
+    assert {float(r["psi"]) for r in csv.DictReader(open(fixed / "log.csv"))} == {0.8}
+
+
 def test_virtual_classes_are_trained_and_exported(toy, tmp_path):
     run = train(_cfg(toy, tmp_path / "v", epochs=1, virtual_classes=5))
     plain = train(_cfg(toy, tmp_path / "nv", epochs=1))

@@ -55,8 +55,12 @@ class TrainConfig:
     """Use identity-mixup soft labels from the manifest (``soft_label: [id_a, id_b, weight_a]``) when present."""
     domain_mixup: str | None = None
     """SynFace domain mixup: a small real ImageFolder/.rec; each batch is mixed pixel-wise with a real batch."""
-    domain_mixup_ratio: float = 0.8
-    """ψ: weight of the synthetic image (and label) in a domain-mixed sample."""
+    domain_mixup_ratio: float | None = None
+    """ψ, the weight of the synthetic image (and label) in a domain-mixed sample. ``None`` (default, SynFace's
+    recipe): drawn per batch, seeded by ``(seed, step)``, uniformly from ``{0, ψ_step, 2·ψ_step, …, 1}``
+    (21 values at the default step 0.05); a number fixes ψ for every batch (synthfr's former default: 0.8)."""
+    domain_mixup_psi_step: float = 0.05
+    """Grid step of the per-batch ψ values when ``domain_mixup_ratio`` is ``None`` (must divide 1)."""
     domain_mixup_prob: float = 1.0
     """Probability that a step is domain-mixed."""
     epochs: float = 20.0

@@ -221,7 +221,7 @@ def train(cfg: TrainConfig) -> Path:
     from synthfr.models.partial_fc import PartialFC
     from synthfr.training.augment import Augment
     from synthfr.training.checkpoint import classifier_state, latest_checkpoint, load_checkpoint, save_checkpoint
-    from synthfr.training.mixup import domain_mixup
+    from synthfr.training.mixup import domain_mixup, psi_at
     from synthfr.utils.io import write_json
     from synthfr.utils.provenance import provenance
 
@@ -310,7 +310,7 @@ def train(cfg: TrainConfig) -> Path:
     log = val_log = tb = None
     if rank == 0:
         log = CsvLog(out / "log.csv", ["step", "epoch", "lr", "loss", "samples_per_s", "sampled_classes", "time",
-                                              "cpu_time"],
+                                              "cpu_time", "psi"],
                      append=cfg.resume)
         if cfg.val:
             val_log = CsvLog(out / "val.csv", ["step", "epoch", "benchmark", "accuracy"], append=cfg.resume)
@@ -353,10 +353,11 @@ def train(cfg: TrainConfig) -> Path:
         x = x.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         weights = weights.to(device, non_blocking=True)
+        psi = None
         if real_iter is not None and is_mix_step(cfg, step):
             xr, lr_labels, _, _ = next(real_iter)
-            x, labels, weights = domain_mixup(x, labels, weights, xr.to(device), lr_labels.to(device),
-                                              cfg.domain_mixup_ratio)
+            psi = psi_at(cfg.seed, step, cfg.domain_mixup_ratio, cfg.domain_mixup_psi_step)
+            x, labels, weights = domain_mixup(x, labels, weights, xr.to(device), lr_labels.to(device), psi)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             emb = model(x)
         loss = pfc(emb.float(), labels, weights)
@@ -377,7 +378,8 @@ def train(cfg: TrainConfig) -> Path:
                 raise RuntimeError(f"loss became {lv} at step {done}; lower --lr or check the data")
             row = {"step": done, "epoch": round(done / spe, 4), "lr": lr, "loss": lv,
                    "samples_per_s": round(seen / max(now - t_log, 1e-9), 3), "sampled_classes": pfc.last_num_sampled,
-                   "time": round(now - t_start, 3), "cpu_time": round(time.process_time() - cpu_start, 3)}
+                   "time": round(now - t_start, 3), "cpu_time": round(time.process_time() - cpu_start, 3),
+                   "psi": "" if psi is None else psi}
             log.write(row)
             if tb is not None:
                 tb.add_scalar("loss", lv, done)
