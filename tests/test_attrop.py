@@ -15,12 +15,9 @@ TINY = GenModelConfig(width=32, depth=1, heads=2, z_dim=8, dec_channels=(16, 8, 
 
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory):
+def tiny_gen_dir(tmp_path_factory):
+    """A weights folder of a tiny random ``synthfr-small`` (loads through the registry like the real one)."""
     from safetensors.torch import save_file
-
-    from synthfr.face.pose import PoseConfig, PoseNet
-    from synthfr.generators import create_generator
-    from synthfr.genmodel.testing import TinyEmbedder
 
     folder = tmp_path_factory.mktemp("w") / "gen"
     folder.mkdir()
@@ -28,7 +25,16 @@ def parts(tmp_path_factory):
     g = FaceGenerator(TINY, with_encoder=False)
     save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps({"dim": 128, "model": TINY.to_json()}))
-    gen = create_generator("synthfr-small", weights=folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_gen_dir):
+    from synthfr.face.pose import PoseConfig, PoseNet
+    from synthfr.generators import create_generator
+    from synthfr.genmodel.testing import TinyEmbedder
+
+    gen = create_generator("synthfr-small", weights=tiny_gen_dir)
     torch.manual_seed(1)
     pose = PoseNet(PoseConfig(channels=(8, 8, 16, 16))).eval()
     for p in pose.parameters():
@@ -121,3 +127,39 @@ def test_attrop_pose_eot_is_per_image_deterministic_and_changes_the_pose_term(pa
     # an image's transforms come from its own seed: the same result alone and in a batch
     np.testing.assert_array_equal(eot.apply(x, 1, 2, rows=[1]).conditions, full.conditions[1:2])
     np.testing.assert_array_equal(eot(x, 1, seed=2).conditions, full.conditions)
+
+
+def test_generate_with_attrop_writes_the_optimised_image(tiny_gen_dir, tmp_path, torch_threads):
+    """`synthfr generate --variation attrop`: every written image is the one AttrOP optimised (same seed, same
+    condition), so its params (yaw, met, ...) describe the file on disk."""
+    from PIL import Image
+
+    from synthfr.data.manifest import read_manifest
+    from synthfr.generate import GenerateConfig, generate_dataset
+    from synthfr.generators import create_generator
+    from synthfr.variations import create_variation
+
+    np.save(tmp_path / "ids.npy", _ids(2, seed=3))
+    spec = f"attrop:generator=synthfr-small,weights={tiny_gen_dir},targets=2:yaw=30,steps=2,batch_size=2"
+    cfg = GenerateConfig(identities=str(tmp_path / "ids.npy"), out=str(tmp_path / "ds"), images_per_id=3,
+                         generator="synthfr-small", weights=str(tiny_gen_dir), variation=spec, seed=5,
+                         image_format="png", device="cpu", fsync=False)
+    generate_dataset(cfg, progress=False)
+    recs = sorted(read_manifest(tmp_path / "ds" / "manifest.jsonl"), key=lambda r: (r["identity"], r["index"]))
+    assert len(recs) == 6
+    for r in recs:
+        assert r["params"]["image_seed"] == r["seed"]  # optimised for the seed the image was rendered with
+    steered = [r for r in recs if r["index"] < 2]
+    assert all("met" in r["params"] and r["params"]["steps_taken"] <= 2 for r in steered)
+    # re-run AttrOP for those seeds and render: the pixels on disk are exactly that image
+    seeds = np.array([[r["seed"] for r in recs if r["identity"] == i] for i in (0, 1)], dtype=np.int64)
+    var = create_variation("attrop", generator="synthfr-small", weights=str(tiny_gen_dir), targets="2:yaw=30",
+                           steps=2, batch_size=2)
+    res = var.apply_to(np.load(tmp_path / "ids.npy"), [0, 1], 3, 0, image_seeds=seeds)
+    gen = create_generator("synthfr-small", weights=str(tiny_gen_dir), device="cpu")
+    imgs = gen.generate(res.conditions, seeds.reshape(-1))
+    for j, r in enumerate(recs):
+        disk = np.asarray(Image.open(tmp_path / "ds" / r["path"]).convert("RGB"))
+        assert np.array_equal(disk, imgs[j]), r["path"]
+        for key in ("yaw", "met", "id_cos"):
+            assert r["params"].get(key) == res.params[j].get(key)

@@ -153,7 +153,8 @@ def test_torchrun_two_ranks_equal_single_run(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "synthfr.cli", "generate", "--identities", str(ids), "--images-per-id", "3", "--seed", "7",
-           "--out", str(tmp_path / "tr"), "--device", "cpu", "--no-fsync", "--no-progress"]
+           "--generator", "test_pattern", "--out", str(tmp_path / "tr"), "--device", "cpu", "--no-fsync",
+           "--no-progress"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     assert len(list((tmp_path / "tr" / "logs").glob("run-*-of-2-0.yaml"))) == 2  # both ranks ran
@@ -213,8 +214,9 @@ def test_cli_config_file_and_list(tmp_path):
     import yaml
 
     ids = _ids(tmp_path / "ids.npy", n=3)
-    (tmp_path / "g.yaml").write_text(yaml.safe_dump({"identities": str(ids), "images_per_id": 2, "seed": 7,
-                                                     "out": str(tmp_path / "x"), "fsync": False}))
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump({"identities": str(ids), "generator": "test_pattern",
+                                                     "images_per_id": 2, "seed": 7, "out": str(tmp_path / "x"),
+                                                     "fsync": False}))
     res = _cli("generate", "--config", str(tmp_path / "g.yaml"), "--images-per-id", "3", "--no-progress",
                "--json", str(tmp_path / "s.json"))
     assert res.returncode == 0, res.stderr
@@ -390,3 +392,10 @@ def test_auto_device_under_torchrun_uses_local_rank_gpu(monkeypatch):
     if getattr(torch.backends, "mps", None) is not None:
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_default_generator_is_the_builtin_face_generator():
+    """Omitting --generator gives the built-in face generator, never the test_pattern fixture (issue 13)."""
+    from synthfr.generators import REGISTRY
+
+    assert GenerateConfig().generator == "synthfr-small" and "synthfr-small" in REGISTRY.list()

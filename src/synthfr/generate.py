@@ -56,8 +56,9 @@ class GenerateConfig:
     identities: str = ""
     """Identity vectors: a .npy file of N×D rows from `synthfr sample` (in the generator's embedding space),
     or a sampler spec NAME:n=N,dim=D[,gallery=EMB.npy,seed=S,...] sampled into OUT/sampled/ids.npy first."""
-    generator: str = "test_pattern"
-    """Registered generator, optionally with options: NAME[:key=value,...] (e.g. arc2face:steps=25)."""
+    generator: str = "synthfr-small"
+    """Registered generator, optionally with options: NAME[:key=value,...] (e.g. arc2face:steps=25); default the
+    built-in face generator (``test_pattern`` is a test fixture that draws coloured grids, never a default)."""
     weights: str | None = None
     """Local folder with the generator's weights (see docs/generators.md for where to get them)."""
     images_per_id: int = 10
@@ -151,6 +152,7 @@ class _Variation:
         from synthfr.utils.seeds import derive_seed
 
         self.seed = derive_seed(seed, "variation")
+        self.global_seed = int(seed)
         self.obj = None
         self.space = None
         if self.name is not None:
@@ -171,7 +173,14 @@ class _Variation:
             cond = np.repeat(np.asarray(self.ids[rows], dtype=np.float32), self.k, axis=0)
             labels = np.repeat(rows, self.k).tolist()
             return cond, labels, [None] * n, [{}] * n
-        res = self.obj.apply_to(self.std, rows, self.k, self.seed)
+        import inspect
+
+        kw = {}
+        if "image_seeds" in inspect.signature(self.obj.apply_to).parameters:
+            # variations that optimise for the rendering seed (AttrOP) get the seeds the images are drawn with
+            kw["image_seeds"] = np.array([[image_seed(self.global_seed, r, k) for k in range(self.k)] for r in rows],
+                                         dtype=np.int64).reshape(len(rows), self.k)
+        res = self.obj.apply_to(self.std, rows, self.k, self.seed, **kw)
         expect_i, expect_k = np.repeat(rows, self.k), np.tile(np.arange(self.k), len(rows))
         if not (np.array_equal(np.asarray(res.identity), expect_i) and np.array_equal(np.asarray(res.index), expect_k)):
             raise RuntimeError(f"variation {self.name!r} returned images out of (identity, index) order")
@@ -533,9 +542,14 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
         recs = []
         for k in range(K):
             seed_k, attempt, sim, passed, ae = st.kept[k]
+            params = st.params[k]
+            if "image_seed" in params and int(params["image_seed"]) != int(seed_k):
+                # the filter re-rendered this image with another seed: the optimiser's estimates (AttrOP's
+                # `met`, yaw, ...) describe the image it optimised, which is not the one written
+                params = {**params, "met": None, "optimised_image_replaced": True}
             recs.append(make_record(
                 identity=st.row, index=k, path=writer.rel_path(st.row, k, ext), seed=seed_k, attempt=attempt,
-                variation=var_name, params=st.params[k], label=st.labels[k], soft_label=st.soft[k],
+                variation=var_name, params=params, label=st.labels[k], soft_label=st.soft[k],
                 similarity=None if sim is None or not np.isfinite(sim) else round(float(sim), 6), align_error=ae,
                 passed=passed,
                 dropped=st.dropped.get(k, 0), generator=gname, weights_sha256=wsha))

@@ -6,7 +6,7 @@ seed is derived from (--seed, identity row, k), so batching, --shard, torchrun a
 byte. Flags override the keys of --config CFG.yaml (same names, underscores).
 
 Examples:
-  synthfr generate --identities ids.npy --generator test_pattern --images-per-id 10 --out data/test
+  synthfr generate --identities ids.npy --images-per-id 10 --out data/test   # built-in synthfr-small
   synthfr generate --identities ids.npy --generator arc2face --weights ~/weights/arc2face \\
       --images-per-id 50 --variation hyperface-noise:beta=0.01 --seed 0 --out data/arc2face --filter-min-sim 0.5
   synthfr generate ... --shard 3/16 --out data/shard-3   # then: synthfr merge data/shard-* --out data/all
@@ -23,7 +23,7 @@ _FLAGS = {
     "--identities": ("identities", str, "identity vectors (.npy, N×D) from `synthfr sample`, or a sampler spec "
                                         "NAME:n=N,dim=D,... sampled into OUT/sampled/ids.npy"),
     "--generator": ("generator", str, "generator NAME[:key=value,...] (`synthfr list generators`); "
-                                      "default test_pattern"),
+                                      "default synthfr-small (the built-in generator)"),
     "--weights": ("weights", str, "local folder with the generator's weights (docs/generators.md)"),
     "--images-per-id": ("images_per_id", int, "images per identity K (default 10)"),
     "--variation": ("variation", str, "variation NAME[:key=value,...] (`synthfr list variations`)"),
