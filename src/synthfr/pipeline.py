@@ -136,7 +136,10 @@ class TrainStage:
     """Train an FR model on the generated dataset."""
     config: dict = field(default_factory=dict)
     """TrainConfig fields passed through (`synthfr train --help`): backbone, head, epochs, batch_size, lr,
-    domain_mixup, virtual_classes, ...; ``data``/``out``/``resume`` are set by the pipeline."""
+    domain_mixup, virtual_classes, data_weights, ...; ``data``/``out``/``resume`` are set by the pipeline."""
+    extra_data: list = field(default_factory=list)
+    """More training sets trained together with the generated dataset (which comes first), each with its own
+    class ids, e.g. real aligned faces (SynFace Mix, Vec2Face Table 2); shares in ``config.data_weights``."""
 
     def __post_init__(self) -> None:
         from synthfr.training.config import TrainConfig
@@ -258,6 +261,8 @@ def _generator_embedder(spec: str) -> str | None:
 def _train_config(cfg: PipelineConfig) -> dict[str, Any]:
     tc = dict(cfg.train.config or {})
     tc.setdefault("seed", cfg.seed)
+    if cfg.train.extra_data:
+        tc["extra_data"] = [_abspath(p) for p in cfg.train.extra_data]
     return tc
 
 
@@ -467,7 +472,9 @@ def _run_train(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict
     tc.setdefault("device", cfg.device)
     if tc.get("domain_mixup"):
         tc["domain_mixup"] = _expand(tc["domain_mixup"])
-    tc.update(data=str(stage_dir(cfg, "generate") / "dataset"), out=str(d / "run"), resume=True)
+    data = str(stage_dir(cfg, "generate") / "dataset")
+    extra = tc.pop("extra_data", [])
+    tc.update(data=[data, *extra] if extra else data, out=str(d / "run"), resume=True)
     run_dir = Path(train(from_dict(TrainConfig, tc)))
     summ: dict[str, Any] = {"run": str(run_dir), "backbone": tc.get("backbone", TrainConfig.backbone)}
     log_csv = run_dir / "log.csv"

@@ -8,6 +8,7 @@ Examples:
         --batch-size 128 --val ../shared/data/lfw/lfw.bin
     torchrun --nproc_per_node 8 -m synthfr.cli train --data train.rec --backbone ir_se50 --out runs/irse50 \\
         --batch-size 1024 --sample-rate 0.2
+    synthfr train --data synth/ real_aligned/ --data-weights 0.8 0.2 --out runs/mix   # two sources, own classes
     synthfr train --out runs/mbf --resume            # continue a killed run exactly
     synthfr train --config recipe.yaml --out runs/x  # a YAML with TrainConfig fields; flags override it
 """
@@ -19,7 +20,7 @@ HELP = "train a face-recognition backbone + margin head (Partial FC, DDP, mixups
 
 # flag -> (config field, type); help texts come from the TrainConfig field docstrings
 _OPTIONS = [
-    ("--data", "data", str), ("--out", "out", str), ("--backbone", "backbone", str),
+    ("--out", "out", str), ("--backbone", "backbone", str),
     ("--embedding-size", "embedding_size", int), ("--head", "head", str), ("--sample-rate", "sample_rate", float),
     ("--virtual-classes", "virtual_classes", int), ("--domain-mixup", "domain_mixup", str),
     ("--domain-mixup-ratio", "domain_mixup_ratio", float), ("--domain-mixup-prob", "domain_mixup_prob", float),
@@ -46,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for flag, name, tp in _OPTIONS:
         p.add_argument(flag, dest=name, type=tp, default=None,
                        help=f"{docs.get(name, '')} (default: {getattr(defaults, name)!r})".replace("%", "%%"))
+    p.add_argument("--data", nargs="+", default=None, metavar="DATA",
+                   help=docs["data"] + " Several: --data SYNTH_DIR REAL_DIR.")
+    p.add_argument("--data-weights", type=float, nargs="+", default=None, metavar="W", help=docs["data_weights"])
     p.add_argument("--milestones", type=float, nargs="+", default=None, help=docs["milestones"])
     p.add_argument("--margin", "-m", dest="head_m", type=float, default=None, help="head margin m")
     p.add_argument("--scale", "-s", dest="head_s", type=float, default=None, help="head scale s")
@@ -96,6 +100,10 @@ def build_config(args: argparse.Namespace):
         v = getattr(args, name)
         if v is not None:
             over[name] = v
+    if args.data is not None:
+        over["data"] = args.data[0] if len(args.data) == 1 else list(args.data)
+    if args.data_weights is not None:
+        over["data_weights"] = list(args.data_weights)
     if args.milestones is not None:
         over["milestones"] = list(args.milestones)
     head_kw = dict(cfg.head_kwargs)

@@ -32,9 +32,14 @@ class AugmentConfig:
 class TrainConfig:
     """Everything that defines a training run; ``config.json`` in the run dir stores the resolved values."""
 
-    data: str = ""
+    data: str | list = ""
     """Training set: an ImageFolder (``identity/image.jpg``, optional ``manifest.jsonl`` with labels and soft
-    labels) or an insightface ``.rec`` (with ``.idx`` beside it)."""
+    labels) or an insightface ``.rec`` (with ``.idx`` beside it); or a list of them (synthetic + real, or sets
+    of different runs), trained together with disjoint class ids (source ``s`` is shifted by the classes of the
+    sources before it)."""
+    data_weights: list = field(default_factory=list)
+    """Per-source sampling shares when ``data`` is a list (e.g. ``[0.7, 0.3]``); an epoch keeps ``Σ`` images but
+    draws ``round(N·w_s/Σw)`` from source ``s``. Empty: plain concatenation (each image once per epoch)."""
     out: str = ""
     """Run directory (created)."""
     backbone: str = "iresnet50"
@@ -54,7 +59,9 @@ class TrainConfig:
     soft_labels: bool = True
     """Use identity-mixup soft labels from the manifest (``soft_label: [id_a, id_b, weight_a]``) when present."""
     domain_mixup: str | None = None
-    """SynFace domain mixup: a small real ImageFolder/.rec; each batch is mixed pixel-wise with a real batch."""
+    """SynFace domain mixup: a small real ImageFolder/.rec; each batch is mixed pixel-wise with a real batch. Its
+    classes are appended after the training classes, unless it is one of the ``data`` sources: then the mixed
+    real images keep that source's class ids (synthetic + real trained together with mixup, SynFace's Mix)."""
     domain_mixup_ratio: float | None = None
     """ψ, the weight of the synthetic image (and label) in a domain-mixed sample. ``None`` (default, SynFace's
     recipe): drawn per batch, seeded by ``(seed, step)``, uniformly from ``{0, ψ_step, 2·ψ_step, …, 1}``

@@ -65,13 +65,15 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int, f
 class StepBatchSampler(torch.utils.data.Sampler):
     """Yields, for each step from ``start_step``, this rank's slice of the global batch as ``(index, aug_seed)``.
 
-    Epoch ``e`` visits a permutation seeded by ``(seed, e)`` in batches of ``global_batch`` (the last partial
+    Epoch ``e`` visits a permutation seeded by ``(seed, e)`` (with several weighted sources:
+    :func:`~synthfr.data.multisource.epoch_order`) in batches of ``global_batch`` (the last partial
     batch is dropped); rank ``r`` of ``world`` takes rows ``r·B/world .. (r+1)·B/world`` of each batch.
     """
 
     def __init__(self, n: int, global_batch: int, seed: int, start_step: int, total_steps: int,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, sizes: list[int] | None = None, weights: list | None = None):
         self.n, self.B, self.seed = n, global_batch, seed
+        self.sizes, self.weights = (list(sizes) if sizes else [n]), (list(weights) if weights else None)
         self.start, self.total, self.rank, self.world = start_step, total_steps, rank, world
         self.spe = n // global_batch
         self.local = global_batch // world
@@ -79,7 +81,9 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
     def _perm(self, epoch: int) -> np.ndarray:
         if self._cache is None or self._cache[0] != epoch:
-            self._cache = (epoch, np.random.default_rng(derive_seed(self.seed, "order", epoch)).permutation(self.n))
+            from synthfr.data.multisource import epoch_order
+
+            self._cache = (epoch, epoch_order(self.sizes, self.weights, self.seed, epoch))
         return self._cache[1]
 
     def batch(self, step: int) -> list[tuple[int, int]]:
@@ -216,6 +220,7 @@ def train(cfg: TrainConfig) -> Path:
     from safetensors.torch import save_file
 
     from synthfr.data.imagefolder import open_dataset
+    from synthfr.data.multisource import MultiSourceDataset, open_datasets
     from synthfr.models.backbones import create_backbone
     from synthfr.models.heads import create_head
     from synthfr.models.partial_fc import PartialFC
@@ -240,12 +245,23 @@ def train(cfg: TrainConfig) -> Path:
 
     # data -----------------------------------------------------------------------------------------------
     aug = Augment(cfg.augment)
-    ds = open_dataset(cfg.data, cfg.input_size, aug if aug.active else None, cfg.soft_labels)
-    real = None
+    ds = open_datasets(cfg.data, cfg.input_size, aug if aug.active else None, cfg.soft_labels)
+    multi = isinstance(ds, MultiSourceDataset)
+    if cfg.data_weights and not multi:
+        raise ValueError("--data-weights needs several --data sources")
+    if multi:
+        from synthfr.data.multisource import normalised_weights
+
+        normalised_weights(ds.sizes, cfg.data_weights)  # checks the count and signs early
+    real, n_real = None, 0
     if cfg.domain_mixup:
         real = open_dataset(cfg.domain_mixup, cfg.input_size, aug if aug.active else None, soft_labels=False)
-        real.label_offset = ds.num_classes
-    n_syn, n_real, n_virt = ds.num_classes, (real.num_classes if real else 0), int(cfg.virtual_classes)
+        srcs = [Path(p).resolve() for p in ([cfg.data] if isinstance(cfg.data, (str, Path)) else cfg.data)]
+        if Path(cfg.domain_mixup).resolve() in srcs:  # mix with one of the sources: keep its class ids
+            real.label_offset = ds.class_offsets[srcs.index(Path(cfg.domain_mixup).resolve())] if multi else 0
+        else:
+            real.label_offset, n_real = ds.num_classes, real.num_classes
+    n_syn, n_virt = ds.num_classes, int(cfg.virtual_classes)
     num_classes = n_syn + n_real + n_virt
     B = int(cfg.batch_size)
     if B % world:
@@ -292,7 +308,8 @@ def train(cfg: TrainConfig) -> Path:
         "config": cfg.to_json(), "seed": cfg.seed, "backbone": cfg.backbone, "backbone_kwargs": bb_kwargs,
         "head": cfg.head, "head_kwargs": dict(cfg.head_kwargs), "embedding_size": cfg.embedding_size,
         "num_classes": num_classes, "classes": {"data": n_syn, "real": n_real, "virtual": n_virt},
-        "class_names": ds.class_names, "images": len(ds), "steps_per_epoch": spe, "total_steps": total,
+        "class_names": ds.class_names, "images": len(ds),
+        **({"sources": ds.describe(cfg.data_weights)} if multi else {}), "steps_per_epoch": spe, "total_steps": total,
         "world_size": world,
         "input": {"size": cfg.input_size, "channels": "RGB", "normalisation": "(x / 255 - 0.5) / 0.5"},
         "provenance": provenance(),
@@ -301,7 +318,7 @@ def train(cfg: TrainConfig) -> Path:
         write_json(out / "config.json", meta)
 
     loader = _loader(ds, StepBatchSampler(len(ds), B, cfg.seed, start, stop if not fit_to_time else 10**9, rank,
-                                          world), cfg, device)
+                                          world, ds.sizes if multi else None, cfg.data_weights), cfg, device)
     real_iter = None
     if real is not None:
         real_iter = iter(_loader(real, RealBatchSampler(len(real), B, cfg, start, 10**9 if fit_to_time else stop,
