@@ -4,6 +4,8 @@ The result is byte-identical to generating the whole dataset in one process: ima
 copied across filesystems), manifest.jsonl is rewritten in identity order, config.yaml and identities.npy
 are checked to agree across shards and copied.
 
+Datasets of different runs or settings are joined by `synthfr combine` instead.
+
 Example:
   synthfr merge data/shard-0 data/shard-1 data/shard-2 --out data/all
 """

@@ -1,0 +1,209 @@
+"""Combine datasets of different runs (or settings, or real ImageFolders) into one dataset folder.
+
+Two modes (``synthfr combine``; ``synthfr merge`` stays the shard merger of one run):
+
+* **concat** (default): the identities of every source, one after the other. Source ``s``'s identity rows,
+  labels and soft-label ids are shifted by the identity rows of the sources before it, so classes never
+  collide; images go to ``images/<new row>/<k>.<ext>``. ``identities.npy`` is the concatenation when every
+  source has one of the same width.
+* **replace** (Vec2Face's extreme-pose set, "30 of 50"): two sources over the *same* identities (same rows,
+  same ``identities.npy``). For each identity, ``n`` of the base dataset's ``K`` images are replaced by ``n``
+  images of that identity from the second dataset. Which slots: ``pick="random"`` (default) draws the base
+  slots and the replacement images without replacement from a generator seeded by ``(seed, identity)``;
+  ``pick="last"`` replaces the base's last ``n`` slots with the second dataset's first ``n`` images.
+
+Every manifest line keeps its source's fields (seed, variation, params, generator ...) and gains ``source``
+(index into the sources) and ``source_index`` (its index ``k`` there); ``label``/``identity``/``index``/``path``
+are the combined dataset's. ``config.yaml`` records the mode, its parameters and, per source, the path, counts,
+the sha256 of its manifest and its whole ``config.yaml``. A source without ``manifest.jsonl`` is read as a
+labelled ImageFolder (``<class>/<image>``; e.g. real aligned faces), one identity per class.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from synthfr.utils.seeds import derive_seed
+
+__all__ = ["combine_datasets"]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_source(d: Path) -> dict[str, Any]:
+    """Records grouped by identity row, the number of rows, the config and identities of one source."""
+    import yaml
+
+    from synthfr.data.imagefolder import scan_image_folder
+    from synthfr.data.manifest import iter_manifest
+
+    if not d.is_dir():
+        raise FileNotFoundError(f"dataset {d} not found: pass dataset folders written by `synthfr generate` "
+                                "(or labelled ImageFolders)")
+    if any(d.glob("*.rec")) and not (d / "images").is_dir():
+        raise ValueError(f"{d} is packed as .rec; combine folder datasets (generate with --format folder), then "
+                         "pack the result with `synthfr combine ... --format rec`")
+    by_row: dict[int, list[dict]] = {}
+    man = d / "manifest.jsonl"
+    if man.is_file():
+        for r in iter_manifest(man):
+            by_row.setdefault(int(r["identity"]), []).append(r)
+        sha = _sha256(man)
+    else:
+        paths, labels, _ = scan_image_folder(d)
+        for p, c in zip(paths, labels):
+            by_row.setdefault(c, []).append({"identity": c, "index": len(by_row.get(c, [])), "path": p, "label": c})
+        sha = None
+    for lst in by_row.values():
+        lst.sort(key=lambda r: int(r["index"]))
+    cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else None
+    ids = np.load(d / "identities.npy") if (d / "identities.npy").is_file() else None
+    rows = int(ids.shape[0]) if ids is not None else 0
+    used = [int(x) for lst in by_row.values() for r in lst
+            for x in [r["identity"], r.get("label", r["identity"]), *(r.get("soft_label") or [])[:-1]]]
+    rows = max(rows, max(used, default=-1) + 1)
+    n_img = sum(len(v) for v in by_row.values())
+    return {"path": d, "by_row": by_row, "rows": rows, "config": cfg, "ids": ids, "manifest_sha256": sha,
+            "images": n_img}
+
+
+def _place(src: Path, dst: Path, link: bool) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dst)
+
+
+def _record(r: dict, *, row: int, k: int, path: str, label: int, shift: int, source: int) -> dict:
+    rec = dict(r)
+    rec.update(identity=row, index=k, path=path, label=label)
+    if rec.get("soft_label") is not None:
+        a, b, w = rec["soft_label"][-3:]
+        rec["soft_label"] = [int(a) + shift, int(b) + shift, float(w)]
+    rec["source"], rec["source_index"] = source, int(r["index"])
+    return rec
+
+
+def combine_datasets(sources: Sequence[str | Path], out: str | Path, *, replace: int = 0, pick: str = "random",
+                     seed: int = 0, check_identities: bool = True, link: bool = True, format: str = "folder",
+                     log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Combine ``sources`` into the new dataset folder ``out`` (see the module docstring); returns a summary."""
+    from synthfr.data.manifest import dumps_record, identity_dirname
+    from synthfr.data.writers import export_rec
+    from synthfr.utils.provenance import provenance
+
+    t0 = time.time()
+    srcs = [_read_source(Path(s).expanduser()) for s in sources]
+    if len(srcs) < 2:
+        raise ValueError("combine needs at least two dataset folders")
+    if pick not in ("random", "last"):
+        raise ValueError(f"unknown pick {pick!r}; use random or last")
+    if format not in ("folder", "rec"):
+        raise ValueError(f"unknown format {format!r}; use folder or rec")
+    out = Path(out).expanduser()
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"combine output {out} is not empty; choose a new folder")
+
+    lines: list[dict] = []
+    copies: list[tuple[Path, Path]] = []
+    if replace:
+        if len(srcs) != 2:
+            raise ValueError(f"--replace takes exactly two datasets (base, replacement), got {len(srcs)}")
+        base, rep = srcs
+        if base["rows"] != rep["rows"]:
+            raise ValueError(f"{rep['path']} has {rep['rows']} identities, {base['path']} {base['rows']}: "
+                             "--replace needs two datasets of the same identities")
+        if check_identities and base["ids"] is not None and rep["ids"] is not None and not (
+                base["ids"].shape == rep["ids"].shape and np.allclose(base["ids"], rep["ids"], atol=1e-6)):
+            raise ValueError(f"identities.npy of {base['path']} and {rep['path']} differ: --replace needs both "
+                             "generated from the same identity file (or pass --no-identity-check)")
+        rows = base["rows"]
+        for row in range(rows):
+            a, b = base["by_row"].get(row, []), rep["by_row"].get(row, [])
+            if len(a) < replace or len(b) < replace:
+                raise ValueError(f"identity {row}: --replace {replace} needs >= {replace} images in both datasets "
+                                 f"(has {len(a)} in {base['path']} and {len(b)} in {rep['path']})")
+            if pick == "random":
+                rng = np.random.default_rng(derive_seed(seed, "combine-replace", row))
+                slots = set(rng.choice(len(a), replace, replace=False).tolist())
+                take = sorted(rng.choice(len(b), replace, replace=False).tolist())
+            else:
+                slots, take = set(range(len(a) - replace, len(a))), list(range(replace))
+            take_it = iter(take)
+            for k, r in enumerate(a):
+                s, r = (1, b[next(take_it)]) if k in slots else (0, r)
+                src = srcs[s]["path"] / r["path"]
+                rel = f"images/{identity_dirname(row, rows)}/{k}{src.suffix}"
+                label = int(a[0].get("label", row))
+                lines.append(_record(r, row=row, k=k, path=rel, label=label, shift=0, source=s))
+                copies.append((src, out / rel))
+    else:
+        rows = sum(s["rows"] for s in srcs)
+        shift = 0
+        for s, src_ in enumerate(srcs):
+            for row in range(src_["rows"]):
+                for k, r in enumerate(src_["by_row"].get(row, [])):
+                    new = row + shift
+                    src = src_["path"] / r["path"]
+                    rel = f"images/{identity_dirname(new, rows)}/{k}{src.suffix}"
+                    lines.append(_record(r, row=new, k=k, path=rel, label=int(r.get("label", row)) + shift,
+                                         shift=shift, source=s))
+                    copies.append((src, out / rel))
+            shift += src_["rows"]
+
+    out.mkdir(parents=True, exist_ok=True)
+    for src, dst in copies:
+        _place(src, dst, link)
+    tmp = out / ".manifest.jsonl.tmp"
+    tmp.write_text("".join(dumps_record(r) + "\n" for r in lines))
+    os.replace(tmp, out / "manifest.jsonl")
+    ids_note = None
+    if replace:
+        if srcs[0]["ids"] is not None:
+            np.save(out / "identities.npy", srcs[0]["ids"])
+            for sp in srcs[0]["path"].glob("identities.space.*"):
+                shutil.copyfile(sp, out / sp.name)
+    elif all(s["ids"] is not None for s in srcs) and len({s["ids"].shape[1] for s in srcs}) == 1:
+        np.save(out / "identities.npy", np.concatenate([s["ids"] for s in srcs]).astype(np.float32))
+        ids_note = "concatenated (each source in its own space; see the sources' identities.space.*)"
+    else:
+        ids_note = "not written: a source has no identities.npy or another width"
+    import yaml
+
+    doc = {
+        "combined": {
+            "mode": "replace" if replace else "concat",
+            **({"replace": {"n": int(replace), "pick": pick, "seed": int(seed)}} if replace else {}),
+            **({"identities_npy": ids_note} if ids_note else {}),
+            "sources": [{"path": str(s["path"].resolve()), "identities": s["rows"], "images": s["images"],
+                         "manifest_sha256": s["manifest_sha256"], "config": s["config"]} for s in srcs],
+        },
+        "identities": {"rows": rows},
+        "images": len(lines),
+        "provenance": provenance(),
+    }
+    (out / "config.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
+    if format == "rec":
+        export_rec(out, lines, num_classes=rows)
+    summary = {"mode": doc["combined"]["mode"], "sources": len(srcs), "identities": rows, "images": len(lines),
+               "from_sources": [sum(1 for r in lines if r["source"] == s) for s in range(len(srcs))],
+               "seconds": time.time() - t0, "out": str(out)}
+    if log:
+        log(f"combined {len(srcs)} datasets ({summary['mode']}): {rows} identities, {len(lines)} images -> {out}")
+    return summary
