@@ -48,7 +48,10 @@ def resolve_embedder(embedder: Any = None, checkpoint: str | os.PathLike | None 
                 f"(registered: {', '.join(REGISTRY.list()) or 'none'})")
         name, kwargs = "checkpoint", {**kwargs, "path": str(ckpt)}
     elif isinstance(embedder, str):
-        name = embedder
+        from synthfr.face.embedders import parse_embedder_spec
+
+        name, opts = parse_embedder_spec(embedder)  # "sface:path=FILE" style options
+        kwargs = {**opts, **kwargs}
     else:
         if not hasattr(embedder, "embed"):
             raise ValueError(f"{embedder!r} is not an embedder (it has no embed method)")

@@ -143,8 +143,9 @@ def make_embedder(name: str, device: torch.device) -> nn.Module:
         from synthfr.genmodel.testing import TinyEmbedder
 
         return TinyEmbedder().to(device)
-    from synthfr.face.embedders import create_embedder
+    from synthfr.face.embedders import create_embedder, refuse_judge
 
+    refuse_judge(name, "the generator trainer")  # the judge (sface) never conditions or trains a generator
     emb = create_embedder(name, device=str(device))
     if not getattr(emb, "differentiable", False):
         raise ValueError(f"embedder {name!r} is not differentiable; the generator needs e.g. dlib-torch")
@@ -475,6 +476,9 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
     dev = resolve_device(cfg.device)
     if embedder is None:
         embedder = make_embedder(cfg.embedder, dev)
+    from synthfr.face.embedders import refuse_judge
+
+    refuse_judge(embedder, "the generator trainer")
     embedder = embedder.to(dev)
     if data is None:
         data = prepare_data(cfg.data, cfg.data_cache or out / "data", cfg.embedder, str(dev), cfg.val_identities,

@@ -116,6 +116,9 @@ class AttrOP(Variation):
     @classmethod
     def with_components(cls, generator: Any, pose: Any, embedder: Any, **kwargs: Any) -> "AttrOP":
         """An AttrOP using given objects (a differentiable generator, a pose net, a differentiable embedder)."""
+        from synthfr.face.embedders import refuse_judge
+
+        refuse_judge(embedder, "AttrOP")  # the judge (sface) never steers a condition vector
         obj = cls(**kwargs)
         obj._components = (generator, pose, embedder)
         return obj
@@ -123,7 +126,7 @@ class AttrOP(Variation):
     # -- components ----------------------------------------------------------------------------------------
     def components(self) -> tuple[Any, Any, Any]:
         if self._components is None:
-            from synthfr.face.embedders import create_embedder
+            from synthfr.face.embedders import create_embedder, refuse_judge
             from synthfr.face.pose import load_pose_estimator
             from synthfr.generators import create_generator
 
@@ -132,6 +135,7 @@ class AttrOP(Variation):
             if not getattr(gen, "differentiable", False):
                 raise ValueError(f"AttrOP needs a differentiable generator; {self.config.generator!r} is not")
             pose = load_pose_estimator(self.config.pose_weights, device=self.config.device)
+            refuse_judge(gen.embedder, "AttrOP")  # the judge (sface) never steers a condition vector
             emb = create_embedder(gen.embedder, device=self.config.device)
             self._components = (gen, pose, emb)
         return self._components

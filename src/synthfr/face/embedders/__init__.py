@@ -7,6 +7,12 @@ Contract (every embedder):
 Differentiable embedders (``differentiable = True``) are also ``torch.nn.Module``s whose ``forward`` takes a
 float tensor ``N×3×112×112`` with values in **[0, 1]** (RGB) and returns unit vectors with gradients. This
 [0, 1] convention is the one place the input range is defined; generators and losses convert to it.
+
+Judges (``judge = True``, e.g. ``sface``) are embedders that only measure: they never enter a training loss,
+a generator's identity loss, AttrOP or a sampler. Code that trains or steers on an embedder calls
+:func:`refuse_judge` first.
+
+An embedder spec may carry options: ``"sface:path=/models/sface.onnx"`` (see :func:`parse_embedder_spec`).
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from synthfr.registry import Registry
 
 REGISTRY = Registry("embedder", package=__name__)
 
-__all__ = ["REGISTRY", "Embedder", "create_embedder", "list_embedders"]
+__all__ = ["REGISTRY", "Embedder", "create_embedder", "list_embedders", "parse_embedder_spec", "refuse_judge"]
 
 
 class Embedder:
@@ -27,6 +33,7 @@ class Embedder:
     name: str = "base"
     dim: int = 0
     differentiable: bool = False
+    judge: bool = False
 
     def embed(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
@@ -47,9 +54,41 @@ class Embedder:
         return np.ascontiguousarray(arr)
 
 
+def parse_embedder_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"name:key=value,key2=value2"`` -> ``("name", {key: value})`` (values YAML-typed, as generator specs)."""
+    import yaml
+
+    name, _, rest = str(spec).strip().partition(":")
+    opts: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        if "=" not in part:
+            raise ValueError(f"option {part!r} in embedder spec {spec!r} is not key=value (syntax: NAME[:key=value,...])")
+        k, v = part.split("=", 1)
+        try:
+            opts[k.strip()] = yaml.safe_load(v.strip())
+        except yaml.YAMLError:
+            opts[k.strip()] = v.strip()
+    return name.strip(), opts
+
+
 def create_embedder(name: str, **kwargs: Any) -> Embedder:
-    """Create a registered embedder, e.g. ``create_embedder("dlib-torch", device="cuda")``."""
-    return REGISTRY.create(name, **kwargs)
+    """Create a registered embedder, e.g. ``create_embedder("dlib-torch", device="cuda")`` or
+    ``create_embedder("sface:path=sface.onnx")`` (spec options; explicit keyword arguments win)."""
+    name, opts = parse_embedder_spec(name)
+    return REGISTRY.create(name, **{**opts, **kwargs})
+
+
+def refuse_judge(embedder: Any, where: str) -> None:
+    """Raise if ``embedder`` (an object or a name/spec) is a judge network: judges never train or steer."""
+    if isinstance(embedder, str):
+        name = parse_embedder_spec(embedder)[0]
+        obj = REGISTRY.get(name) if name in REGISTRY else None
+        judge = bool(getattr(obj, "judge", False))
+    else:
+        name, judge = getattr(embedder, "name", type(embedder).__name__), bool(getattr(embedder, "judge", False))
+    if judge:
+        raise ValueError(f"{where} cannot use embedder {name!r}: it is a judge (it never enters a loss, a gradient, "
+                         "AttrOP or a sampler); use dlib-torch")
 
 
 def list_embedders(pattern: str = "*") -> list[str]:
