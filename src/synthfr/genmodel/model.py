@@ -60,6 +60,11 @@ class GenModelConfig:
     """Channels of the training-only image encoder (stride-2 stages, 112 → 7)."""
     chunk: int = 16
     """Fixed internal batch for generation: padding to it makes every image independent of batch make-up."""
+    attr_dim: int = 0
+    """Number of per-image attribute inputs (pose, expression, illumination, sharpness; see
+    :mod:`synthfr.face.attributes`); 0 = none (``synthfr-small``). Each attribute also has a known/unknown flag."""
+    attr_hidden: int = 256
+    """Width of the attribute MLP whose output is added to every token and to every decoder FiLM."""
 
     def validate(self) -> None:
         side = self.grid * 2 ** (len(self.dec_channels) + 1)
@@ -115,18 +120,27 @@ class Block(nn.Module):
 class UpStage(nn.Module):
     """ConvTranspose 4×4 stride 2 → GroupNorm → FiLM → SiLU, optionally followed by a residual 3×3 conv."""
 
-    def __init__(self, cin: int, cout: int, film_dim: int, residual: bool):
+    def __init__(self, cin: int, cout: int, film_dim: int, residual: bool, attr_hidden: int = 0):
         super().__init__()
         self.up = nn.ConvTranspose2d(cin, cout, 4, 2, 1)
         self.norm = nn.GroupNorm(min(8, cout), cout, affine=False)
         self.film = nn.Linear(film_dim, 2 * cout)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
+        # attributes modulate every stage too (light and expression are local, pose global); zero-initialised so
+        # that a model without them (synthfr-small) is the starting point of one with them
+        self.attr_film = nn.Linear(attr_hidden, 2 * cout) if attr_hidden else None
+        if self.attr_film is not None:
+            nn.init.zeros_(self.attr_film.weight)
+            nn.init.zeros_(self.attr_film.bias)
         self.res = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1), _gn(cout), nn.SiLU()) if residual else None
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, s: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
         x = self.norm(self.up(x))
-        g, b = self.film(s)[:, :, None, None].chunk(2, dim=1)
+        f = self.film(s)
+        if a is not None and self.attr_film is not None:
+            f = f + self.attr_film(a)
+        g, b = f[:, :, None, None].chunk(2, dim=1)
         x = F.silu(x * (1 + g) + b)
         if self.res is not None:
             x = x + self.res(x)
@@ -183,10 +197,19 @@ class FaceGenerator(nn.Module):
         self.blocks = nn.ModuleList([Block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(cfg.width)
         film_dim = cfg.cond_dim + cfg.z_dim
+        ah = cfg.attr_hidden if cfg.attr_dim else 0
+        if cfg.attr_dim:
+            # raw attribute units -> standardised (set from the training data by the trainer, stored in weights)
+            self.register_buffer("attr_mean", torch.zeros(cfg.attr_dim))
+            self.register_buffer("attr_std", torch.ones(cfg.attr_dim))
+            self.attr_mlp = nn.Sequential(nn.Linear(2 * cfg.attr_dim, ah), nn.SiLU(), nn.Linear(ah, ah), nn.SiLU())
+            self.attr_tokens = nn.Linear(ah, t * cfg.width)
+            nn.init.zeros_(self.attr_tokens.weight)
+            nn.init.zeros_(self.attr_tokens.bias)
         stages = []
         cin = cfg.width
         for c, r in zip(cfg.dec_channels, cfg.dec_residual):
-            stages.append(UpStage(cin, c, film_dim, r))
+            stages.append(UpStage(cin, c, film_dim, r, ah))
             cin = c
         self.stages = nn.ModuleList(stages)
         self.to_rgb = nn.Sequential(nn.Conv2d(cin, cin, 3, 1, 1), _gn(cin), nn.SiLU(), nn.Conv2d(cin, 12, 3, 1, 1),
@@ -200,21 +223,35 @@ class FaceGenerator(nn.Module):
     def identity_tokens(self, cond_std: torch.Tensor) -> torch.Tensor:
         return self.cond_proj(cond_std).view(cond_std.shape[0], -1, self.cfg.width)
 
-    def decode(self, tokens: torch.Tensor, cond_std: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Tokens (B×T×C, before position/style) -> image B×3×H×W in [0, 1]."""
+    def attribute_features(self, attrs: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """Raw attributes B×A (NaN = unknown, or ``None``: all unknown) -> hidden features B×attr_hidden."""
+        if not self.cfg.attr_dim:
+            return None
+        if attrs is None:
+            attrs = torch.full((batch, self.cfg.attr_dim), float("nan"), device=self.pos.device)
+        known = torch.isfinite(attrs)
+        v = torch.where(known, (attrs - self.attr_mean) / self.attr_std, torch.zeros_like(attrs))
+        return self.attr_mlp(torch.cat([v, known.to(v.dtype)], dim=1))
+
+    def decode(self, tokens: torch.Tensor, cond_std: torch.Tensor, z: torch.Tensor,
+               attr_feat: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens (B×T×C, before position/style/attributes) -> image B×3×H×W in [0, 1]."""
         b = tokens.shape[0]
         x = tokens + self.pos + self.z_proj(z).view(b, -1, self.cfg.width)
+        if attr_feat is not None:
+            x = x + self.attr_tokens(attr_feat).view(b, -1, self.cfg.width)
         for blk in self.blocks:
             x = blk(x)
         x = self.norm(x).transpose(1, 2).reshape(b, self.cfg.width, self.cfg.grid, self.cfg.grid)
         s = torch.cat([cond_std, z], dim=1)
         for st in self.stages:
-            x = st(x, s)
+            x = st(x, s, attr_feat)
         return torch.sigmoid(self.to_rgb(x))
 
     # -- training -----------------------------------------------------------------------------------------
     def forward_train(self, cond: torch.Tensor, images: torch.Tensor | None, mask_ratio: torch.Tensor,
-                      noise: torch.Tensor, mask_noise: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                      noise: torch.Tensor, mask_noise: torch.Tensor | None,
+                      attrs: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One training forward pass.
 
         Args:
@@ -224,6 +261,7 @@ class FaceGenerator(nn.Module):
             mask_ratio: B fractions in [0, 1] of token positions replaced by identity tokens.
             noise: B×z_dim standard normals (reparameterisation / prior sample).
             mask_noise: B×T uniforms deciding which positions are masked (lowest ``ratio·T`` scores).
+            attrs: B×A raw attributes of the target images (NaN = unknown; ignored without ``attr_dim``).
         Returns:
             the image in [0, 1] and a dict with ``kl`` (per-sample KL of q(z|x), zeros without images).
         """
@@ -242,20 +280,20 @@ class FaceGenerator(nn.Module):
             rank = mask_noise.argsort(dim=1).argsort(dim=1)          # rank of each position's score
             masked = rank < n_mask[:, None]                          # B×T
             tokens = torch.where(masked[:, :, None], idt, tok)
-        return self.decode(tokens, cs, z), {"kl": kl}
+        return self.decode(tokens, cs, z, self.attribute_features(attrs, b)), {"kl": kl}
 
     # -- generation -----------------------------------------------------------------------------------------
-    def generate_from_z(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Fully masked decoding (identity tokens only) with given style vectors; differentiable."""
+    def generate_from_z(self, cond: torch.Tensor, z: torch.Tensor, attrs: torch.Tensor | None = None) -> torch.Tensor:
+        """Fully masked decoding (identity tokens only) with given style vectors (+ attributes); differentiable."""
         cs = self.standardise(cond)
-        return self.decode(self.identity_tokens(cs), cs, z)
+        return self.decode(self.identity_tokens(cs), cs, z, self.attribute_features(attrs, cs.shape[0]))
 
     def generate_tensor(self, cond: torch.Tensor, seeds: Sequence[int] | torch.Tensor, z_scale: float = 1.0,
-                        chunk: int | None = None) -> torch.Tensor:
+                        chunk: int | None = None, attrs: torch.Tensor | None = None) -> torch.Tensor:
         """Condition vectors B×D + per-image seeds -> B×3×H×W float in [0, 1] (keeps gradients w.r.t. ``cond``).
 
         The batch is processed in fixed chunks of ``cfg.chunk`` (last one zero-padded) so each image depends
-        only on its own (vector, seed).
+        only on its own (vector, seed, attributes). ``attrs``: B×A raw attributes (NaN = unknown) or ``None``.
         """
         chunk = chunk or self.cfg.chunk
         dev = cond.device
@@ -263,11 +301,14 @@ class FaceGenerator(nn.Module):
         outs = []
         for i in range(0, cond.shape[0], chunk):
             c, zz = cond[i:i + chunk], z[i:i + chunk]
+            aa = attrs[i:i + chunk].to(dev) if attrs is not None else None
             n = c.shape[0]
             if n < chunk:
                 c = torch.cat([c, c.new_zeros(chunk - n, c.shape[1])])
                 zz = torch.cat([zz, zz.new_zeros(chunk - n, zz.shape[1])])
-            outs.append(self.generate_from_z(c, zz)[:n])
+                if aa is not None:
+                    aa = torch.cat([aa, aa.new_zeros(chunk - n, aa.shape[1])])
+            outs.append(self.generate_from_z(c, zz, aa)[:n])
         return torch.cat(outs) if outs else cond.new_zeros(0, 3, self.cfg.image_size, self.cfg.image_size)
 
 

@@ -37,6 +37,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from synthfr.genmodel.conditioning import (ATTR_INPUTS, AttributePrior, balance_weights, identity_conditions,
+                                           mirror_signs, prepare_attributes)
 from synthfr.genmodel.model import FaceGenerator, GenModelConfig, PatchDiscriminator
 from synthfr.utils.io import atomic_write_bytes, atomic_write_text, read_json, write_json
 from synthfr.utils.seeds import derive_seed
@@ -133,6 +135,26 @@ class GenTrainConfig:
     """Identity folders held out of training to measure fidelity on unseen identities."""
     val_threshold: float = 0.91
     """Cosine threshold used for the held-out verification rate in val.csv."""
+    cond_mode: str = "image"
+    """Identity condition of a real training image: ``image`` = its own (or its mirror's) embedding
+    (synthfr-small); ``identity`` = the leave-one-out mean embedding of its identity's other images (single
+    images: mean of image and mirror), which carries no trace of this image's pose or light, so per-image
+    variation must come from the attributes and the style code (synthfr-v2; see genmodel/conditioning.py)."""
+    own_cond_p: float = 0.2
+    """With ``cond_mode=identity``: share of real images conditioned on their own embedding anyway, so that
+    single-photo conditions (an embedding of one face) stay in the training distribution."""
+    attr_dropout: float = 0.1
+    """Probability that each attribute input is hidden (marked unknown) in a training sample, so the network
+    also renders faces with attributes left unspecified."""
+    pose_balance: float = 0.0
+    """Pose-balanced sampling: each image is drawn with weight (frequency of its |yaw| 5° bin)^-power
+    (0 = plain epochs; 0.5 = half-way to flat; weights capped at 20×)."""
+    id_target: str = "one"
+    """Identity-loss target: ``one`` = 1 − cos(E(out), cond); ``real`` = a hinge at the similarity the real
+    target image itself has to its condition (+ ``id_margin``), so outputs are pushed to be as recognisable as
+    real photos but not towards the (frontal, neutral) average of their identity."""
+    id_margin: float = 0.05
+    """Margin added to the real image's similarity when ``id_target=real``."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -179,6 +201,8 @@ class TrainData:
     fingerprint: str
     mean: torch.Tensor            # D
     chol: torch.Tensor            # D×D Cholesky factor of the embedding covariance
+    attrs: torch.Tensor | None = None     # N×A raw attributes (conditioning.ATTR_INPUTS; NaN = unmeasured)
+    cond_id: torch.Tensor | None = None   # N×D identity conditions (cond_mode=identity)
 
 
 def _list_images(root: Path) -> list[Path]:
@@ -485,6 +509,7 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
                             cfg.seed, progress=progress)
     if len(data.train_idx) == 0:
         raise ValueError("no training images left after holding out validation identities")
+    prior = _prepare_conditioning(cfg, data, out, progress)
 
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     G = FaceGenerator(cfg.model, with_encoder=True)
@@ -492,6 +517,11 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
         e = data.emb[torch.from_numpy(data.train_idx)].reshape(-1, data.emb.shape[-1])
         G.cond_mean.copy_(e.mean(0))
         G.cond_scale.fill_(1.0 / float((e - e.mean(0)).norm(dim=1).mean().clamp_min(1e-6)))
+        if cfg.model.attr_dim:
+            a = data.attrs[torch.from_numpy(data.train_idx)]
+            a = torch.cat([a, a * mirror_signs()[None]])  # statistics of images and mirrors (yaw centred on 0)
+            G.attr_mean.copy_(torch.from_numpy(np.nanmean(a.numpy(), 0)))
+            G.attr_std.copy_(torch.from_numpy(np.nanstd(a.numpy(), 0)).clamp_min(1e-3))
     D = PatchDiscriminator()
     E = FaceGenerator(cfg.model, with_encoder=True)
     E.load_state_dict(G.state_dict())
@@ -514,13 +544,7 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
         if state.get("data_fingerprint") not in (None, data.fingerprint):
             print("train-generator: warning: the training data differ from those of the checkpoint")
     if got is None and cfg.init_from:
-        init = load_latest(Path(cfg.init_from).expanduser())
-        if init is None:
-            raise FileNotFoundError(f"init_from run {cfg.init_from} has no checkpoint (latest.json)")
-        _load_module(G, "G", init[0])
-        _load_module(D, "D", init[0])
-        _load_module(E, "E", init[0])
-        print(f"train-generator: initialised from {cfg.init_from} step {init[1]['step']}")
+        _init_from(cfg.init_from, G, D, E)
     write_provenance(out, _config_json(cfg), cfg.seed)
 
     log_path = out / "log.csv"
@@ -533,6 +557,8 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
 
     def checkpoint() -> None:
         tensors = {**_module_tensors(G, "G"), **_module_tensors(D, "D"), **_module_tensors(E, "E")}
+        if prior is not None:
+            tensors.update(prior.tensors())
         tg, mg = _opt_flat(optG, "optG")
         td, md = _opt_flat(optD, "optD")
         tensors.update(tg)
@@ -550,6 +576,12 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
 
         bar = tqdm(initial=step, total=cfg.max_steps, desc="train-generator", unit="step")
     t_count = cfg.model.grid ** 2
+    balance = None
+    if cfg.pose_balance > 0:
+        if data.attrs is None:
+            raise ValueError("pose_balance needs attributes (model.attr_dim > 0)")
+        balance = torch.from_numpy(balance_weights(data.attrs[torch.from_numpy(data.train_idx), 0].numpy(),
+                                                   cfg.pose_balance))
     last: dict[str, float] = {}
     try:
         while True:
@@ -562,11 +594,20 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             G.train(), D.train()
             g = torch.Generator().manual_seed(derive_seed(cfg.seed, "step", step))
             bs = cfg.batch_size
-            idx = torch.from_numpy(_batch_indices(data.train_idx, step, bs, cfg.seed))
+            if cfg.pose_balance > 0:
+                pick = torch.multinomial(balance, bs, replacement=True, generator=g)
+                idx = torch.from_numpy(data.train_idx)[pick]
+            else:
+                idx = torch.from_numpy(_batch_indices(data.train_idx, step, bs, cfg.seed))
             flip = torch.rand(bs, generator=g) < 0.5
             x = _to_float(data.images[idx], dev)
             x = torch.where(flip.to(dev)[:, None, None, None], x.flip(-1), x)
-            cond = data.emb[idx, flip.long()].to(dev)
+            cond = data.emb[idx, flip.long()]
+            if data.cond_id is not None:
+                own = torch.rand(bs, generator=g) < cfg.own_cond_p
+                cond = torch.where(own[:, None], cond, data.cond_id[idx])
+            cond = cond.to(dev)
+            attrs = _batch_attributes(data, idx, flip, cfg, g)
             full = torch.rand(bs, generator=g) < cfg.p_full_mask
             ratio = torch.where(full, torch.ones(bs), cfg.min_mask + (1 - cfg.min_mask) * torch.rand(bs, generator=g))
             noise = torch.randn(bs, cfg.model.z_dim, generator=g)
@@ -574,6 +615,10 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             n_syn = int(round(bs * cfg.synth_frac)) if step >= cfg.synth_start else 0
             syn_cond = _synthetic_conditions(data, n_syn, cfg, g).to(dev)
             syn_noise = torch.randn(n_syn, cfg.model.z_dim, generator=g)
+            syn_attrs = None
+            if data.attrs is not None and n_syn:
+                sidx = torch.from_numpy(data.train_idx)[torch.randint(len(data.train_idx), (n_syn,), generator=g)]
+                syn_attrs = _batch_attributes(data, sidx, torch.rand(n_syn, generator=g) < 0.5, cfg, g)
             use_id = step >= cfg.id_start
             use_gan = step >= cfg.gan_start
             lrf = _lr_factor(step, cfg.warmup_steps)
@@ -582,14 +627,16 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             for grp in optD.param_groups:
                 grp["lr"] = cfg.lr_d * lrf
 
-            y, aux = G.forward_train(cond, x, ratio.to(dev), noise.to(dev), mask_noise.to(dev))
+            y, aux = G.forward_train(cond, x, ratio.to(dev), noise.to(dev), mask_noise.to(dev),
+                                     None if attrs is None else attrs.to(dev))
             pix = (y - x).abs().mean()
             kl = aux["kl"].mean()
             loss = cfg.w_pix * pix + cfg.w_kl * kl
             logs = {"pix": float(pix.detach()), "kl": float(kl.detach())}
             ys = None
             if n_syn:
-                ys, _ = G.forward_train(syn_cond, None, torch.ones(n_syn, device=dev), syn_noise.to(dev), None)
+                ys, _ = G.forward_train(syn_cond, None, torch.ones(n_syn, device=dev), syn_noise.to(dev), None,
+                                        None if syn_attrs is None else syn_attrs.to(dev))
             grid = _jitter_grid(bs + n_syn, g, cfg.id_jitter, x.shape[-1], dev) if cfg.id_jitter > 0 else None
             if use_id:
                 ramp = min(1.0, (step - cfg.id_start + 1) / cfg.id_ramp) if cfg.id_ramp > 0 else 1.0
@@ -600,7 +647,7 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
                     xt = F.grid_sample(x, grid[:bs], padding_mode="border", align_corners=False)
                 eo, fo = embed_with_features(embedder, both)
                 with torch.no_grad():
-                    _, ft = embed_with_features(embedder, xt)
+                    et, ft = embed_with_features(embedder, xt)
                 if cfg.id_space == "centred":
                     mu = data.mean.to(dev)
                     eo = F.normalize(eo - mu, dim=1)
@@ -610,12 +657,25 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
                     cond_id, syn_id = cond, syn_cond
                 else:
                     raise ValueError(f"id_space must be 'raw' or 'centred', not {cfg.id_space!r}")
-                idl = (1 - (eo[:bs] * cond_id).sum(1)).mean()
+                cos = (eo[:bs] * cond_id).sum(1)
+                if cfg.id_target == "real":
+                    # as recognisable as the real photo is (in the same space), but no more: pushing past it
+                    # pulls every image of an identity towards its frontal, neutral average
+                    et_s = F.normalize(et - data.mean.to(dev), dim=1) if cfg.id_space == "centred" else et
+                    real_bar = ((et_s * cond_id).sum(1) + cfg.id_margin).clamp(max=1.0)
+                    idl = F.relu(real_bar - cos).mean()
+                    syn_bar = real_bar.mean()
+                elif cfg.id_target == "one":
+                    idl = (1 - cos).mean()
+                    syn_bar = None
+                else:
+                    raise ValueError(f"id_target must be 'one' or 'real', not {cfg.id_target!r}")
                 perc = _perceptual([f[:bs] for f in fo], ft)
                 loss = loss + ramp * (cfg.w_id * idl + cfg.w_perc * perc)
                 logs.update(id=float(idl.detach()), perc=float(perc.detach()))
                 if ys is not None:
-                    sid = (1 - (eo[bs:] * syn_id).sum(1)).mean()
+                    scos = (eo[bs:] * syn_id).sum(1)
+                    sid = (1 - scos).mean() if syn_bar is None else F.relu(syn_bar - scos).mean()
                     loss = loss + ramp * cfg.w_syn * sid
                     logs["syn_id"] = float(sid.detach())
             if use_gan:
@@ -667,6 +727,67 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
     checkpoint()
     return {"step": step, "out": str(out), "last": last, "elapsed_s": elapsed_total + time.time() - t_start,
             "stopped_by_signal": stop.flag}
+
+
+def _prepare_conditioning(cfg: GenTrainConfig, data: TrainData, out: Path, progress: bool) -> AttributePrior | None:
+    """Attributes, identity conditions and the generation-time attribute prior (synthfr-v2 settings)."""
+    if cfg.cond_mode not in ("image", "identity"):
+        raise ValueError(f"cond_mode must be 'image' or 'identity', not {cfg.cond_mode!r}")
+    if cfg.cond_mode == "identity" and data.cond_id is None:
+        data.cond_id = identity_conditions(data.emb, data.identity)
+    if not cfg.model.attr_dim:
+        return None
+    if cfg.model.attr_dim != len(ATTR_INPUTS):
+        raise ValueError(f"model.attr_dim must be {len(ATTR_INPUTS)} ({', '.join(ATTR_INPUTS)}) or 0")
+    if data.attrs is None:
+        arr = prepare_attributes(data.images, Path(cfg.data_cache or out / "data"), data.fingerprint, progress)
+        data.attrs = torch.from_numpy(arr)
+    tr = data.train_idx
+    cond = (data.cond_id if data.cond_id is not None else identity_conditions(data.emb, data.identity))[tr]
+    return AttributePrior.fit(cond.numpy(), data.attrs[torch.from_numpy(tr)].numpy(),
+                              [data.identity[i] for i in tr], seed=cfg.seed)
+
+
+def _batch_attributes(data: TrainData, idx: torch.Tensor, flip: torch.Tensor, cfg: GenTrainConfig,
+                      g: torch.Generator) -> torch.Tensor | None:
+    """Raw attributes of the batch's images (mirrored where flipped), each hidden with ``attr_dropout``."""
+    if data.attrs is None:
+        return None
+    a = data.attrs[idx].clone()
+    a = torch.where(flip[:, None], a * mirror_signs()[None], a)
+    hide = torch.rand(a.shape, generator=g) < cfg.attr_dropout
+    return a.masked_fill(hide, float("nan"))
+
+
+def _init_from(src: str, G: FaceGenerator, D: nn.Module, E: FaceGenerator) -> None:
+    """Start from another run's latest checkpoint, or from an exported weights folder (generator only).
+
+    Layers the source lacks (a synthfr-small folder has no attribute inputs, and no encoder or discriminator)
+    keep their fresh initialisation; attribute layers start at zero, so the start renders as the source does.
+    """
+    path = Path(src).expanduser()
+    init = load_latest(path) if (path / "latest.json").is_file() else None
+    if init is not None:
+        for m, prefix in ((G, "G"), (D, "D"), (E, "E")):
+            sd = {k[len(prefix) + 1:]: v for k, v in init[0].items() if k.startswith(prefix + ".")}
+            missing, unexpected = m.load_state_dict(sd, strict=False)
+            bad = unexpected + [k for k in missing if "attr" not in k]
+            if bad:
+                raise ValueError(f"init_from {src}: checkpoint does not fit this model ({bad[:4]})")
+        print(f"train-generator: initialised from {src} step {init[1]['step']}")
+        return
+    if (path / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        sd = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+        for m in (G, E):
+            missing, unexpected = m.load_state_dict(sd, strict=False)
+            bad = unexpected + [k for k in missing if "attr" not in k and not k.startswith("encoder.")]
+            if bad:
+                raise ValueError(f"init_from {src}: weights do not fit this model ({bad[:4]})")
+        print(f"train-generator: initialised the generator from weights folder {src} (encoder, discriminator fresh)")
+        return
+    raise FileNotFoundError(f"init_from {src} is neither a run (latest.json) nor a weights folder (model.safetensors)")
 
 
 def _in_main_thread() -> bool:
