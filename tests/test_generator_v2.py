@@ -113,3 +113,34 @@ def test_v2_training_runs_resumes_and_inits_from_v1_weights(tmp_path):
     assert "attr_prior.W" in wa and "G.attr_mean" in wa
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
+
+
+def test_v2_export_and_backend_options(tmp_path):
+    from synthfr.generators import REGISTRY, create_generator
+    from synthfr.genmodel.export import export_generator
+    from synthfr.genmodel.trainer import train_generator
+
+    _tiny_data(tmp_path / "faces", n_ids=4, per_id=3)
+    train_generator(_cfg(tmp_path, tmp_path / "a", max_steps=2, model=TINY_V2, cond_mode="identity",
+                         sample_every=0), progress=False)
+    w = export_generator(tmp_path / "a", tmp_path / "w")
+    assert (w / "attributes.safetensors").is_file()
+    assert json.loads((w / "config.json").read_text())["generator"] == "synthfr-v2"
+    assert "synthfr-v2" in REGISTRY.list()
+    gen = create_generator("synthfr-v2", weights=str(w))
+    c = _unit(3).numpy()
+    a = gen.generate(c, [5, 6, 7])
+    assert a.shape == (3, 112, 112, 3)
+    assert np.array_equal(a[1], gen.generate(c[1:2], [6])[0])                  # batch-invariant
+    pose = create_generator("synthfr-v2", weights=str(w), vary="pose")
+    at = pose.attributes(np.repeat(c[:1], 8, 0), list(range(8)))
+    moving = (at.std(0) > 1e-6).numpy()
+    assert [n for n, m in zip(ATTR_INPUTS, moving) if m] == ["yaw", "pitch"]
+    fixed = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30)
+    at = fixed.attributes(np.repeat(c[:1], 4, 0), list(range(4)))
+    assert torch.all(at[:, 0] == 30) and float(at.std(0).max()) < 1e-6
+    assert fixed.options()["yaw"] == 30.0 and fixed.options()["vary"] == "none"
+    with pytest.raises(ValueError, match="no option"):
+        create_generator("synthfr-v2", weights=str(w), hair=3)
+    with pytest.raises(ValueError, match="vary group"):
+        create_generator("synthfr-v2", weights=str(w), vary="hair")

@@ -31,6 +31,14 @@ class SynthfrSmall(Generator):
     differentiable = True
     batch_invariant = True  # fixed internal chunks: pixels never depend on the batch (tested)
     weights_help = _HELP
+    #: folder name of the shipped weights inside synthfr/weights
+    weights_name = "synthfr-small"
+
+    @classmethod
+    def default_weights(cls) -> Path:
+        from synthfr.genmodel.export import default_weights_dir
+
+        return default_weights_dir(cls.weights_name)
 
     def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float = 1.0,
                  id_gain: float | None = None, **kwargs: Any):
@@ -39,19 +47,19 @@ class SynthfrSmall(Generator):
         decoder shrinks identities towards the average face, so g > 1 pre-compensates (cross-identity
         separation 92 % → 97 % at g = 1.5 for the shipped weights, see the model card). ``None`` takes the value
         recorded with the weights (``config.json`` ``id_gain``; 1.0 when absent)."""
-        from synthfr.genmodel.export import default_weights_dir
-
         default = weights is None
-        folder = Path(weights).expanduser() if weights is not None else default_weights_dir()
+        folder = Path(weights).expanduser() if weights is not None else type(self).default_weights()
         super().__init__(weights=folder, device=device, **kwargs)
+        name, hlp = type(self).weights_name, type(self).weights_help
         if default and not (folder / "model.safetensors").is_file():
             raise FileNotFoundError(
-                f"the built-in generator 'synthfr-small' has no trained weights in this installation "
-                f"({folder / 'model.safetensors'} is missing). {_HELP}")
-        require_weights(folder, ["model.safetensors", "config.json"], generator="synthfr-small", help=_HELP)
+                f"the built-in generator {name!r} has no trained weights in this installation "
+                f"({folder / 'model.safetensors'} is missing). {hlp}")
+        require_weights(folder, ["model.safetensors", "config.json", *getattr(type(self), "extra_files", ())],
+                        generator=name, help=hlp)
         self.z_scale = float(z_scale)
         if id_gain is not None and not float(id_gain) > 0:
-            raise ValueError(f"synthfr-small: id_gain must be > 0, got {id_gain}")
+            raise ValueError(f"{type(self).weights_name}: id_gain must be > 0, got {id_gain}")
         self._id_gain = None if id_gain is None else float(id_gain)
         self._model = None
         self._meta: dict[str, Any] | None = None

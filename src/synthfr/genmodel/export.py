@@ -11,11 +11,11 @@ __all__ = ["export_generator", "default_weights_dir", "load_generator_folder"]
 WEIGHTS_NAME = "synthfr-small"
 
 
-def default_weights_dir() -> Path:
-    """The folder inside the installed package that holds the built-in generator's weights."""
+def default_weights_dir(name: str = WEIGHTS_NAME) -> Path:
+    """The folder inside the installed package that holds a built-in generator's weights."""
     import synthfr.weights
 
-    return Path(synthfr.weights.__file__).resolve().parent / WEIGHTS_NAME
+    return Path(synthfr.weights.__file__).resolve().parent / name
 
 
 def export_generator(run: str | Path, out: str | Path | None = None, *, ema: bool = True, half: bool = False,
@@ -31,15 +31,22 @@ def export_generator(run: str | Path, out: str | Path | None = None, *, ema: boo
 
     run = Path(run)
     g = load_checkpoint_model(run, ema=ema)
-    _, state = load_latest(run)  # type: ignore[misc]
-    out = Path(out) if out is not None else default_weights_dir()
+    tensors, state = load_latest(run)  # type: ignore[misc]
+    # a model with attribute inputs is synthfr-v2 and ships its attribute prior beside the network
+    name = "synthfr-v2" if g.cfg.attr_dim else WEIGHTS_NAME
+    out = Path(out) if out is not None else default_weights_dir(name)
     out.mkdir(parents=True, exist_ok=True)
     sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in g.state_dict().items()}
-    atomic_write_bytes(out / "model.safetensors", save(sd, metadata={"format": "pt", "generator": WEIGHTS_NAME}))
+    atomic_write_bytes(out / "model.safetensors", save(sd, metadata={"format": "pt", "generator": name}))
+    files = ["model.safetensors", "config.json"]
+    prior = {k: v.contiguous() for k, v in tensors.items() if k.startswith("attr_prior.")}
+    if prior:
+        atomic_write_bytes(out / "attributes.safetensors", save(prior, metadata={"format": "pt"}))
+        files.append("attributes.safetensors")
     tcfg = state["config"]
     lineage = _lineage(run, state)
     write_json(out / "config.json", {
-        "generator": WEIGHTS_NAME, "embedder": tcfg.get("embedder", "dlib-torch"), "dim": g.cfg.cond_dim,
+        "generator": name, "embedder": tcfg.get("embedder", "dlib-torch"), "dim": g.cfg.cond_dim,
         "model": g.cfg.to_json(), "weights": "ema" if ema else "raw", "dtype": "float16" if half else "float32",
         "trained_steps": int(state["step"]), "training_hours": round(float(state.get("elapsed_s", 0)) / 3600, 3),
         "batch_size": tcfg.get("batch_size"), "n_train_images": state.get("n_train"),
@@ -47,8 +54,8 @@ def export_generator(run: str | Path, out: str | Path | None = None, *, ema: boo
         "total_steps": sum(r["steps"] for r in lineage),
         "total_hours": round(sum(r["hours"] for r in lineage), 3), **(extra or {}),
     })
-    for name in ("model.safetensors", "config.json"):
-        (out / name).chmod(0o644)  # package data must be world-readable (temporary files are created 0600)
+    for f in files:
+        (out / f).chmod(0o644)  # package data must be world-readable (temporary files are created 0600)
     return out
 
 

@@ -1,0 +1,113 @@
+"""``synthfr-v2``: the second-generation built-in generator — identity + per-image attributes → face.
+
+Same contract as ``synthfr-small`` (unit ``dlib-torch`` condition, 128-D, + image seed → aligned 112×112 face,
+batch-invariant, deterministic), plus per-image **attributes** the user can set or let the generator draw:
+head pose (yaw, pitch), expression (mouth opening, smile), illumination (brightness, contrast, left/right and
+top/bottom light direction) and sharpness (see :mod:`synthfr.face.attributes` for units). By default every
+image draws them from the distribution of real faces: identity-linked ones (brightness and contrast follow skin
+tone) are predicted from the condition, the rest vary as they do between photos of one real person (a real
+within-identity deviation drawn from the image seed). Options (``synthfr-v2:key=value,...``):
+
+* ``vary`` — groups that vary per image, ``+``-separated: ``pose+expression+illumination+quality`` (default),
+  ``pose`` alone, ``illumination`` alone, ``none``... (SynFace's attribute study).
+* ``yaw`` / ``pitch`` / any attribute name — fix it for every image (``yaw=30``).
+* ``yaw_range`` — draw yaw uniformly in ±range (pose-balanced sets); ``attr_scale`` — scale the deviations.
+* ``z_scale``, ``id_gain`` — as for ``synthfr-small``.
+
+The weights folder (``synthfr/weights/synthfr-v2``) holds ``model.safetensors`` + ``config.json`` (network) and
+``attributes.safetensors`` (the attribute prior). The generator was trained with dlib-torch only; SFace judges it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from synthfr.generators import REGISTRY
+from synthfr.generators.base import as_condition_array, as_seed_array
+from synthfr.generators.builtin import SynthfrSmall
+
+__all__ = ["SynthfrV2"]
+
+_HELP = ("synthfr-v2 weights are produced by `synthfr train-generator ... --set model.attr_dim=9 cond_mode=identity` "
+         "and exported with `synthfr train-generator --out RUN --export-to DIR` (see docs/model_card.md).")
+
+
+@REGISTRY.register("synthfr-v2")
+class SynthfrV2(SynthfrSmall):
+    """Built-in generator, 2nd generation: dlib-torch identity + per-image pose/expression/light attributes."""
+
+    weights_name = "synthfr-v2"
+    weights_help = _HELP
+    extra_files = ("attributes.safetensors",)
+
+    def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float = 1.0,
+                 id_gain: float | None = None, vary: str = "pose+expression+illumination+quality",
+                 yaw_range: float | None = None, attr_scale: float = 1.0, **fixed: Any):
+        from synthfr.genmodel.conditioning import ATTR_GROUPS, ATTR_INPUTS
+
+        bad = sorted(set(fixed) - set(ATTR_INPUTS))
+        if bad:
+            raise ValueError(f"generator 'synthfr-v2' has no option(s) {bad}; its options are: z_scale, id_gain, "
+                             f"vary, yaw_range, attr_scale and the attributes {', '.join(ATTR_INPUTS)}")
+        groups = tuple(g for g in str(vary).replace(",", "+").split("+") if g and g != "none")
+        unknown = sorted(set(groups) - set(ATTR_GROUPS))
+        if unknown:
+            raise ValueError(f"synthfr-v2: unknown vary group(s) {unknown}; use {'+'.join(ATTR_GROUPS)} or none")
+        super().__init__(weights=weights, device=device, z_scale=z_scale, id_gain=id_gain)
+        self.vary = groups
+        self.yaw_range = None if yaw_range in (None, "", "none") else float(yaw_range)
+        self.attr_scale = float(attr_scale)
+        self.fixed = {k: float(v) for k, v in fixed.items()}
+        self._prior = None
+
+    @classmethod
+    def default_weights(cls) -> Path:
+        from synthfr.genmodel.export import default_weights_dir
+
+        return default_weights_dir(cls.weights_name)
+
+    @property
+    def prior(self):
+        """The :class:`~synthfr.genmodel.conditioning.AttributePrior` shipped with the weights."""
+        if self._prior is None:
+            from safetensors.torch import load_file
+
+            from synthfr.genmodel.conditioning import AttributePrior
+
+            path = self.weights / "attributes.safetensors"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing: synthfr-v2 weights need their attribute prior. {_HELP}")
+            self._prior = AttributePrior.from_tensors(load_file(str(path)))
+        return self._prior
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "vary": "+".join(self.vary) or "none", "yaw_range": self.yaw_range,
+                "attr_scale": self.attr_scale, **self.fixed}
+
+    def attributes(self, conditions: Any, seeds: Any):
+        """The B×A raw attributes each image gets (before the identity gain), as a float tensor."""
+        import torch
+
+        c = torch.as_tensor(as_condition_array(conditions, self.dim)) if not isinstance(conditions, torch.Tensor) \
+            else conditions
+        if c.ndim == 1:
+            c = c[None]
+        s = as_seed_array(seeds, c.shape[0])
+        return self.prior.sample(c, s.tolist(), vary=self.vary, scale=self.attr_scale, fixed=self.fixed,
+                                 yaw_range=self.yaw_range)
+
+    def generate_tensor(self, conditions: Any, seeds: Any, attrs: Any = None):
+        """Conditions (B×128, may require grad) + seeds (+ optional B×A attributes, NaN = unknown) -> images."""
+        import torch
+
+        if not isinstance(conditions, torch.Tensor):
+            conditions = torch.as_tensor(as_condition_array(conditions, self.dim))
+        if conditions.ndim == 1:
+            conditions = conditions[None]
+        s = as_seed_array(seeds, conditions.shape[0])
+        a = self.attributes(conditions, s) if attrs is None else torch.as_tensor(attrs, dtype=torch.float32)
+        m = self.model
+        c = conditions.to(self.device, torch.float32)
+        if self.id_gain != 1.0:
+            c = torch.nn.functional.normalize(m.cond_mean + self.id_gain * (c - m.cond_mean), dim=1)
+        return m.generate_tensor(c, s.tolist(), z_scale=self.z_scale, attrs=a.to(self.device))
