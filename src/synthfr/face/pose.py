@@ -57,7 +57,12 @@ def landmark_pose(points68: np.ndarray, size: float) -> tuple[float, float, floa
     cam = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]], dtype=np.float64)
     # image y grows downwards; flip the template's y so that both frames agree (y down, z away)
     obj = TEMPLATE_3D * np.array([1.0, -1.0, -1.0])
-    ok, rvec, _ = cv2.solvePnP(obj, pts, cam, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
+    # start from a frontal head at the distance that matches the outer-eye-corner span (450 template units):
+    # without a guess the iterative solver lands on the mirrored solution (|roll| ≈ 180°) for ~20 % of faces
+    tz = f * 450.0 / max(float(np.linalg.norm(pts[3] - pts[2])), 1e-6)
+    rvec0, tvec0 = np.zeros((3, 1)), np.array([[0.0], [0.0], [tz]])
+    ok, rvec, _ = cv2.solvePnP(obj, pts, cam, np.zeros(4), rvec0, tvec0, useExtrinsicGuess=True,
+                               flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return float("nan"), float("nan"), float("nan")
     r, _ = cv2.Rodrigues(rvec)
