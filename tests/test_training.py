@@ -165,6 +165,52 @@ def test_augmentations_fire_and_are_seeded():
     assert k.sum() == pytest.approx(1) and torch.equal(k[2], torch.full((5,), 0.2))
 
 
+def test_vigface_augmentation_option():
+    """Erasing with a constant fill (0 in [-1, 1] = 0.5 in [0, 1]) over 2-33 % of the area; rescaling 0.2-1.0 with
+    one of five OpenCV interpolations; the default augmentation is unchanged."""
+    from synthfr.training.augment import CV2_INTERPS, Augment
+
+    img = torch.rand(3, 40, 40)
+    er = Augment(AugmentConfig(flip=0.0, erase=1.0, erase_value=0.0))
+    fracs = []
+    for s in range(50):
+        out = er(img.clone(), np.random.default_rng(s))
+        changed = (out != img).any(0)
+        assert torch.all(out[:, changed] == 0.5)  # the fill, nothing else touched
+        ys, xs = torch.nonzero(changed, as_tuple=True)
+        assert changed.sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)  # one rectangle
+        fracs.append(float(changed.float().mean()))
+    assert 0.015 <= min(fracs) and max(fracs) <= 0.35 and max(fracs) - min(fracs) > 0.1
+    assert Augment(AugmentConfig(flip=0.0, erase=1.0, erase_value=-1.0))(img.clone(), np.random.default_rng(0)
+                                                                         ).min() == 0.0  # black
+
+    import cv2
+
+    rs = Augment(AugmentConfig(flip=0.0, rescale=1.0, rescale_min=0.2, rescale_interpolations=list(CV2_INTERPS)))
+    assert len(CV2_INTERPS) == 5
+    out = rs(img.clone(), np.random.default_rng(3))
+    # reference: the same draws by hand
+    rng = np.random.default_rng(3)
+    rng.random(5)
+    side = max(4, int(round(40 * rng.uniform(0.2, 1.0))))
+    flag = [cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_LANCZOS4][rng.integers(5)]
+    a = img.permute(1, 2, 0).numpy()
+    ref = cv2.resize(cv2.resize(a, (side, side), interpolation=flag), (40, 40), interpolation=flag).clip(0, 1)
+    np.testing.assert_allclose(out.permute(1, 2, 0).numpy(), ref, atol=1e-6)
+    used = set()
+    for s in range(200):
+        r = np.random.default_rng(s)
+        r.random(5)
+        r.uniform(0.2, 1.0)
+        used.add(int(r.integers(5)))
+    assert used == set(range(5))
+    with pytest.raises(ValueError, match="unknown rescale interpolation"):
+        Augment(AugmentConfig(rescale=1.0, rescale_interpolations=["cubic"]))(img.clone(), np.random.default_rng(0))
+    # the default (noise fill, torch interpolations) did not change
+    d = Augment(AugmentConfig(flip=0.0, erase=1.0))(img.clone(), np.random.default_rng(0))
+    assert len(torch.unique(d[:, (d != img).any(0)])) > 100
+
+
 def test_checkpoint_embedder_eval_and_onnx(toy, tmp_path):
     run = train(_cfg(toy, tmp_path / "run", epochs=1, max_steps=1, input_size=112, backbone="test_iresnet"))
     from synthfr.face.embedders import create_embedder

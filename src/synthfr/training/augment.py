@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from synthfr.training.config import AugmentConfig
 
-__all__ = ["Augment", "normalise", "motion_blur_kernel"]
+__all__ = ["Augment", "normalise", "motion_blur_kernel", "CV2_INTERPS"]
 
 _INTERPS = ("nearest", "bilinear", "bicubic", "area")
 
@@ -35,6 +35,26 @@ def motion_blur_kernel(size: int, angle: float) -> torch.Tensor:
         y = int(round(c + t * math.sin(angle)))
         k[y, x] = 1.0
     return k / k.sum()
+
+
+#: OpenCV interpolations of ``rescale_interpolations`` (names -> cv2 flags, resolved lazily)
+CV2_INTERPS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
+
+
+def _cv2_rescale(img: torch.Tensor, small: int, names: list, rng: np.random.Generator) -> torch.Tensor:
+    """Shrink ``img`` (3×H×W in [0, 1]) to ``small`` and back with one OpenCV interpolation drawn from ``names``."""
+    import cv2
+
+    flags = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
+             "area": cv2.INTER_AREA, "lanczos": cv2.INTER_LANCZOS4}
+    bad = [n for n in names if n not in flags]
+    if bad:
+        raise ValueError(f"unknown rescale interpolation(s) {bad}; use {', '.join(CV2_INTERPS)}")
+    flag = flags[names[rng.integers(len(names))]]
+    h, w = img.shape[-2:]
+    a = img.permute(1, 2, 0).numpy().astype(np.float32)
+    a = cv2.resize(cv2.resize(a, (small, small), interpolation=flag), (w, h), interpolation=flag)
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).to(img.dtype)
 
 
 def _interp(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
@@ -74,6 +94,8 @@ class Augment:
         h = img.shape[-1]
         s = rng.uniform(self.cfg.rescale_min, 1.0)
         small = max(4, int(round(h * s)))
+        if self.cfg.rescale_interpolations:
+            return _cv2_rescale(img, small, self.cfg.rescale_interpolations, rng)
         down, up = _INTERPS[rng.integers(4)], _INTERPS[rng.integers(3)]  # "area" is not an upsampler
         x = _interp(img[None], small, down)
         return _interp(x, h, up)[0]
@@ -103,14 +125,18 @@ class Augment:
 
     def erase(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         _, h, w = img.shape
+        lo, hi = self.cfg.erase_area
         for _ in range(10):
-            area = rng.uniform(0.02, 0.33) * h * w
+            area = rng.uniform(lo, hi) * h * w
             ratio = math.exp(rng.uniform(math.log(0.3), math.log(3.3)))
             eh, ew = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
             if 0 < eh < h and 0 < ew < w:
                 y, x = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
                 img = img.clone()
-                noise = torch.from_numpy(rng.random((3, eh, ew), dtype=np.float32)).to(img.dtype)
-                img[:, y:y + eh, x:x + ew] = noise
+                if self.cfg.erase_value is None:
+                    img[:, y:y + eh, x:x + ew] = torch.from_numpy(rng.random((3, eh, ew), dtype=np.float32)).to(
+                        img.dtype)
+                else:  # the value is given in the input range [-1, 1]; images here are in [0, 1]
+                    img[:, y:y + eh, x:x + ew] = (float(self.cfg.erase_value) + 1.0) / 2.0
                 return img
         return img

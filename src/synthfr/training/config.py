@@ -12,12 +12,22 @@ class AugmentConfig:
     flip: float = 0.5
     """Probability of a horizontal flip."""
     erase: float = 0.0
-    """Probability of random erasing (a rectangle of 2-33 % of the image filled with noise)."""
+    """Probability of random erasing (a rectangle of ``erase_area`` of the image, aspect ratio 0.3-3.3)."""
+    erase_area: list = field(default_factory=lambda: [0.02, 0.33])
+    """Smallest and largest erased fraction of the image area."""
+    erase_value: float | None = None
+    """Fill of the erased rectangle in the backbone's input range [-1, 1] (0 = mid-grey, as torchvision's
+    ``RandomErasing`` placed after ``Normalize``, which Vec2Face's and VIGFace's recipes use; -1 = black).
+    ``None`` (default): uniform noise per pixel."""
     rescale: float = 0.0
-    """Probability of rescaling: shrink to ``rescale_min``-1.0 of the side and restore, each with a random
-    interpolation (nearest, bilinear, bicubic, area) - simulates low resolution."""
+    """Probability of rescaling: shrink to ``rescale_min``-1.0 of the side and restore - simulates low
+    resolution. Interpolations: see ``rescale_interpolations``."""
     rescale_min: float = 0.25
     """Smallest relative side of the shrunken image."""
+    rescale_interpolations: list = field(default_factory=list)
+    """Empty (default): shrink with a random one of nearest/bilinear/bicubic/area and restore with a random one
+    of nearest/bilinear/bicubic (torch). Otherwise OpenCV interpolations drawn per image and used both ways,
+    from ``nearest``, ``bilinear``, ``bicubic``, ``area``, ``lanczos`` (VIGFace: all five)."""
     jitter: float = 0.0
     """Probability of colour jitter (brightness, contrast, saturation)."""
     jitter_strength: float = 0.3
