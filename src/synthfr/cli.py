@@ -27,42 +27,62 @@ def _command_modules():
         yield info.name.rstrip("_").replace("_", "-"), f"{_commands_pkg.__name__}.{info.name}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2): ``synthfr CMD: error: ... (see synthfr CMD --help)``."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from synthfr import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="synthfr",
         description="Synthetic face-recognition datasets: sample identities, generate faces, train and evaluate.",
     )
     parser.add_argument("--version", action="version", version=f"synthfr {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, modname in _command_modules():
         mod = importlib.import_module(modname)
         doc = (mod.__doc__ or "").strip()
         p = sub.add_parser(name, help=getattr(mod, "HELP", doc.splitlines()[0] if doc else ""),
                            description=doc or None, formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
+        # also accepted after the command; SUPPRESS keeps a `synthfr --debug CMD` given before it
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the Python traceback of an error")
         p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure becomes one line on stderr (exit 2: usage, 1: runtime; see
+    :mod:`synthfr.errors`). ``--debug`` or ``SYNTHFR_DEBUG=1`` re-raises with the traceback."""
+    import os
+
+    from synthfr.errors import describe_exception
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    debug = bool(getattr(args, "debug", False) or os.environ.get("SYNTHFR_DEBUG"))
     try:
         rc = args._run(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, KeyError, ValueError, NotImplementedError, RuntimeError) as e:
-        if getattr(args, "debug", False) or __import__("os").environ.get("SYNTHFR_DEBUG"):
+        if debug:
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"synthfr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the one place where failures become one-line messages
+        if debug:
+            raise
+        msg, code = describe_exception(e)
         print(f"synthfr {args.command}: error: {msg}", file=sys.stderr)
-        return 1
+        return code
     return int(rc or 0)
 
 

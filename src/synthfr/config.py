@@ -75,7 +75,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, _where: str = "")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _convert(hints.get(name, Any), value, f"{_where}.{name}" if _where else name)
-    return cls(**kwargs)
+    from synthfr.utils.validate import check_types
+
+    # types are checked here, where every config is read, so a YAML `images_per_id: "3"` fails at load time
+    return check_types(cls(**kwargs), _where)
 
 
 def merge(cfg: T, overrides: Mapping[str, Any]) -> T:
@@ -96,7 +99,16 @@ def load_yaml(path: str | Path, cls: type[T] | None = None) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist; pass the path of a YAML file")
     with open(path) as f:
-        data = yaml.safe_load(f) or {}
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            from synthfr.errors import UsageError
+
+            raise UsageError(f"config file {path}{where}: {problem}; fix the YAML (plain YAML only: tags such as "
+                             "!!python/object are refused)") from None
     return from_dict(cls, data) if cls is not None else data
 
 

@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["GenerateConfig", "generate_dataset", "merge_shards", "parse_spec", "image_seed", "LandmarkAlignmentCheck",
+__all__ = ["GenerateConfig", "generate_dataset", "validate_generate_config", "merge_shards", "parse_spec", "image_seed", "LandmarkAlignmentCheck",
            "RUN_ONLY_FIELDS"]
 
 
@@ -233,16 +233,17 @@ def _sample_into(cfg: GenerateConfig, out: Path, log) -> str:
 
 
 def _load_identities(path: str, limit: int | None) -> np.ndarray:
+    from synthfr.errors import UsageError
+    from synthfr.utils.validate import load_vectors
+
     p = Path(path).expanduser()
     if not str(path):
-        raise ValueError("no identity file: pass --identities IDS.npy (made by `synthfr sample`)")
+        raise UsageError("no identity file: pass --identities IDS.npy (made by `synthfr sample`)")
     if not p.is_file():
-        raise FileNotFoundError(f"identity file {p} does not exist; make one with `synthfr sample ... --out {p}`")
+        raise UsageError(f"identity file {p} does not exist; make one with `synthfr sample ... --out {p}`")
     if p.suffix != ".npy":
-        raise ValueError(f"identity file {p} is not a .npy file; `synthfr sample` writes N×D float32 .npy files")
-    ids = np.load(p, mmap_mode="r")
-    if ids.ndim != 2:
-        raise ValueError(f"identity file {p} holds an array of shape {ids.shape}; expected N×D identity vectors")
+        raise UsageError(f"identity file {p} is not a .npy file; `synthfr sample` writes N×D float32 .npy files")
+    ids = load_vectors(p, what="identity vectors", mmap=True)  # finite, non-zero rows, at least one
     if limit is not None:
         if limit > ids.shape[0]:
             raise ValueError(f"num_identities={limit} but {p} has only {ids.shape[0]} rows")
@@ -332,6 +333,54 @@ def _resolve_embedder(spec: str | None, gen: Any, dim: int, device: Any) -> Any:
         return create_embedder(name, **opts)
 
 
+def validate_generate_config(cfg: GenerateConfig) -> None:
+    """Every setting of ``cfg`` that can be checked without running (types, ranges, choices, specs, the
+    output path, the device), so a bad command fails before its output folder exists."""
+    from synthfr.data.shards import SHARD_MODES, parse_shard
+    from synthfr.errors import UsageError
+    from synthfr.utils.validate import check_choice, check_device, check_out_dir, check_range, check_types
+
+    check_types(cfg)
+    if not cfg.out:
+        raise UsageError("no output folder: pass --out DIR")
+    check_out_dir(cfg.out)
+    check_range("--images-per-id", cfg.images_per_id, 1, integer=True)
+    check_range("--num-identities", cfg.num_identities, 1, integer=True)
+    check_range("--max-attempts", cfg.max_attempts, 1, integer=True)
+    check_range("--jpeg-quality", cfg.jpeg_quality, 1, 100, integer=True)
+    check_range("--filter-min-sim", cfg.filter_min_sim, -1.0, 1.0)
+    check_range("--align-check", cfg.align_check, 0.0)
+    check_range("--batch-size", cfg.batch_size, 1, integer=True)
+    check_range("--workers", cfg.workers, 1, integer=True)
+    check_choice("--format", cfg.format, ("folder", "rec"))
+    check_choice("--image-format", cfg.image_format, ("jpg", "jpeg", "png"))
+    check_choice("--shard-mode", cfg.shard_mode, SHARD_MODES)
+    if cfg.shard not in (None, "", "auto"):
+        try:
+            parse_shard(cfg.shard)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    check_device(cfg.device)
+    if cfg.variation:  # build it once: unknown names and bad options (beta=abc) fail here
+        name, opts = parse_spec(cfg.variation)
+        from synthfr.variations import REGISTRY as VARIATIONS, create_variation
+
+        if name not in VARIATIONS:
+            raise UsageError(f"--variation {cfg.variation!r}: unknown variation {name!r}; choose one of "
+                             f"{', '.join(VARIATIONS.list())}")
+        try:
+            create_variation(name, **opts)
+        except (KeyError, TypeError, ValueError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            raise UsageError(f"--variation {cfg.variation!r}: {msg}") from None
+    gen_name, _ = parse_spec(cfg.generator)
+    from synthfr.generators import REGISTRY as GENERATORS
+
+    if gen_name not in GENERATORS:
+        raise UsageError(f"--generator {cfg.generator!r}: unknown generator {gen_name!r}; choose one of "
+                         f"{', '.join(GENERATORS.list())}")
+
+
 class _Progress:
     def __init__(self, total: int, enabled: bool, desc: str):
         self.bar = None
@@ -390,6 +439,36 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
                      stop_after: int | None = None, align_checker: Any = None) -> dict[str, Any]:
     """Generate (a shard of) a dataset; returns the run summary (also written to ``logs/``).
 
+    The settings are validated first (nothing is written for a bad config), then ``OUT/.synthfr.lock`` is
+    taken (:mod:`synthfr.utils.lock`): a second run into the same folder fails at once naming the first.
+    Under torchrun every rank holds its own lock (``.synthfr-rank<R>.lock``). Arguments: see
+    :func:`_generate_unlocked`.
+    """
+    from synthfr.config import from_dict
+    from synthfr.data.shards import env_shard
+    from synthfr.utils.lock import FolderLock
+
+    if isinstance(cfg, dict):
+        cfg = from_dict(GenerateConfig, cfg)
+    validate_generate_config(cfg)
+    out = Path(cfg.out).expanduser()
+    existed = out.exists()
+    env = env_shard() if cfg.shard in (None, "", "auto") else None
+    lock = FolderLock(out, "generate", key=f"rank{env[0]}" if env else None)
+    try:
+        with lock:
+            return _generate_unlocked(cfg, generator=generator, embedder=embedder, progress=progress, log=log,
+                                      stop_after=stop_after, align_checker=align_checker)
+    finally:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that failed before writing anything leaves no folder behind
+
+
+def _generate_unlocked(cfg: GenerateConfig | dict, *, generator: Any = None, embedder: Any = None,
+                       progress: bool = True, log: Callable[[str], None] | None = None,
+                       stop_after: int | None = None, align_checker: Any = None) -> dict[str, Any]:
+    """Generate (a shard of) a dataset while holding the folder's lock.
+
     Args:
         cfg: a :class:`GenerateConfig` (or a dict of its fields).
         generator: an already built generator (default: built from ``cfg.generator``/``cfg.weights``).
@@ -411,14 +490,12 @@ def generate_dataset(cfg: GenerateConfig | dict, *, generator: Any = None, embed
         cfg = from_dict(GenerateConfig, cfg)
     log = log or (lambda m: print(m, file=sys.stderr))
     t_start = time.time()
-    if not cfg.out:
-        raise ValueError("no output folder: pass --out DIR")
-    if cfg.images_per_id < 1:
-        raise ValueError(f"images_per_id must be >= 1, got {cfg.images_per_id}")
-    if cfg.format not in ("folder", "rec"):
-        raise ValueError(f"format must be folder or rec, got {cfg.format!r}")
-    if cfg.max_attempts < 1:
-        raise ValueError(f"max_attempts must be >= 1, got {cfg.max_attempts}")
+    validate_generate_config(cfg)  # everything checkable before a single file is written
+    if cfg.shard == "auto":  # a Slurm array task -> "i/n"; torchrun or a single process -> as if unset
+        from synthfr.data.shards import auto_shard
+
+        got = auto_shard(torchrun=False)
+        cfg = dataclasses.replace(cfg, shard=None if got in (None, (0, 1)) else f"{got[0]}/{got[1]}")
     out = Path(cfg.out).expanduser()
 
     if _is_sampler_spec(cfg.identities):

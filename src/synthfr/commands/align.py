@@ -44,4 +44,9 @@ def run(args: argparse.Namespace) -> int:
         reasons[key] = reasons.get(key, 0) + 1
     for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]):
         print(f"  {v:6d}  {k}")
+    if report["aligned"] == 0:
+        from synthfr.errors import InputError
+
+        raise InputError(f"{args.in_dir}: none of {report['images']} images could be aligned; see the reasons "
+                         "above (are they face photos?)")
     return 0

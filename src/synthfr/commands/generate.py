@@ -30,7 +30,8 @@ _FLAGS = {
     "--seed": ("seed", int, "global seed (default 0)"),
     "--out": ("out", str, "output folder"),
     "--num-identities": ("num_identities", int, "use only the first N identity rows"),
-    "--shard": ("shard", str, "this job's share i/n (0-based); each shard gets its own --out, then `synthfr merge`"),
+    "--shard": ("shard", str, "this job's share i/n (0-based); each shard gets its own --out, then `synthfr merge`; "
+                              "auto = the Slurm array task (SLURM_ARRAY_TASK_ID/COUNT) or torchrun's rank"),
     "--shard-mode": ("shard_mode", str, "strided (rows i, i+n, ...; default) or contiguous blocks"),
     "--format": ("format", str, "folder (default) or rec (insightface train.rec/.idx)"),
     "--image-format": ("image_format", str, "jpg (default) or png"),

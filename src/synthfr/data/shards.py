@@ -10,6 +10,11 @@ Two modes, both a pure function of ``(num_rows, index, count)`` so every process
 
 Under ``torchrun`` (``RANK``/``WORLD_SIZE`` in the environment) each rank takes shard ``RANK/WORLD_SIZE``
 automatically and all ranks write into the same output folder; no process group is needed.
+
+``--shard auto`` (:func:`auto_shard`) reads a Slurm job array (``SLURM_ARRAY_TASK_ID`` minus
+``SLURM_ARRAY_TASK_MIN``, of ``SLURM_ARRAY_TASK_COUNT``): each array task is shard ``i/n`` of its own output
+folder (then ``synthfr merge``); under torchrun it is the same as no ``--shard`` (ranks share one folder);
+with neither it is ``0/1``.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import re
 
 import numpy as np
 
-__all__ = ["parse_shard", "shard_rows", "env_shard", "SHARD_MODES"]
+__all__ = ["parse_shard", "shard_rows", "env_shard", "auto_shard", "SHARD_MODES"]
 
 SHARD_MODES = ("strided", "contiguous")
 
@@ -63,3 +68,24 @@ def env_shard() -> tuple[int, int] | None:
     if not 0 <= rank < world:
         raise ValueError(f"RANK={rank} is outside 0..WORLD_SIZE-1={world - 1}")
     return rank, world
+
+
+def auto_shard(torchrun: bool = True) -> tuple[int, int] | None:
+    """``--shard auto``: ``(i, n)`` of a Slurm job array, else torchrun's ``(RANK, WORLD_SIZE)`` when
+    ``torchrun`` is true (``None`` otherwise: the caller's torchrun handling applies), else ``(0, 1)``."""
+    task, count = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
+    if task is not None and count is not None:
+        try:
+            i = int(task) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+            n = int(count)
+        except ValueError:
+            raise ValueError(f"--shard auto: SLURM_ARRAY_TASK_ID={task!r} / SLURM_ARRAY_TASK_COUNT={count!r} are "
+                             "not numbers") from None
+        if n < 1 or not 0 <= i < n:
+            raise ValueError(f"--shard auto: Slurm array task {task} is not in 0..{n - 1} (after subtracting "
+                             "SLURM_ARRAY_TASK_MIN); submit the array as --array=0-(N-1) or set --shard i/n")
+        return i, n
+    env = env_shard()
+    if env is not None:
+        return env if torchrun else None
+    return (0, 1)

@@ -27,14 +27,9 @@ _EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 def list_images(root: str | os.PathLike) -> list[Path]:
     """Image files under ``root`` (recursive, sorted, hidden files skipped)."""
-    root = Path(root)
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in sorted(filenames):
-            if not f.startswith(".") and Path(f).suffix.lower() in _EXTS:
-                out.append(Path(dirpath) / f)
-    return out
+    from synthfr.utils.paths import walk_files
+
+    return walk_files(root, _EXTS)  # symlinked folders are followed (the rule of every image source)
 
 
 def sidecar_paths(out: str | os.PathLike) -> dict[str, Path]:
@@ -59,12 +54,23 @@ def embed_path(input: str | os.PathLike, embedder: Any, out: str | os.PathLike, 
 
     from synthfr.evaluation.evaluate import embed_images, resolve_embedder
 
+    from synthfr.errors import UsageError
+    from synthfr.utils.validate import check_device, check_range
+
     src = Path(input)
     if not src.exists():
-        raise FileNotFoundError(f"input {src} not found: pass a folder of face images or an insightface .bin")
+        raise UsageError(f"input {src} not found: pass a folder of face images or an insightface .bin")
     out = Path(out)
     if out.suffix != ".npy":
-        raise ValueError(f"--out must name a .npy file, got {out}")
+        raise UsageError(f"--out must name a .npy file, got {out}")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; name a .npy file")
+    check_range("--batch-size", batch_size, 1, integer=True)
+    check_choice = ("auto", "always", "never")
+    if align not in check_choice:
+        raise UsageError(f"--align must be one of {', '.join(check_choice)}, got {align!r}")
+    if isinstance(device, str):
+        check_device(device)
     model = resolve_embedder(embedder, device=device)
     name = embedder if isinstance(embedder, str) else getattr(model, "name", type(model).__name__)
     side = sidecar_paths(out)
@@ -87,7 +93,9 @@ def embed_path(input: str | os.PathLike, embedder: Any, out: str | os.PathLike, 
 
         files = list_images(src)
         if not files:
-            raise ValueError(f"no images (.jpg/.png/...) found under {src}")
+            from synthfr.errors import InputError
+
+            raise InputError(f"no images (.jpg/.png/...) found under {src}; point it at a folder of face images")
         total = len(files)
         rows: list[np.ndarray] = []
         kept: list[Path] = []
@@ -138,6 +146,11 @@ def embed_path(input: str | os.PathLike, embedder: Any, out: str | os.PathLike, 
             result["labels"] = str(side["labels"])
             result["classes"] = str(side["classes"])
 
+    if len(emb) == 0:  # every image failed: refuse rather than write a 0-row array
+        from synthfr.errors import InputError
+
+        why = "; ".join(sorted({f["reason"].split(":")[0] for f in failed}))[:200]
+        raise InputError(f"{src}: 0 of {total} images could be embedded ({why}); nothing written to {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, emb.astype(np.float32))
     side["paths"].write_text("".join(ln + "\n" for ln in lines))

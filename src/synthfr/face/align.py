@@ -211,15 +211,10 @@ def align_image(path_or_array: Any, detector: Any = None, size: int = 112,
 # ------------------------------------------------------------------------------------------------ folders
 def list_images(root: str | Path, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[Path]:
     """Image files under ``root`` (recursive, sorted, relative to ``root``); hidden entries are skipped."""
+    from synthfr.utils.paths import walk_files
+
     root = Path(root)
-    exts = {e.lower() for e in extensions}
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in filenames:
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts:
-                out.append(Path(dirpath, f).relative_to(root))
-    return sorted(out)
+    return [p.relative_to(root) for p in walk_files(root, extensions)]  # symlinked folders are followed
 
 
 _WORKER: dict[str, Any] = {}
@@ -288,6 +283,10 @@ def align_folder(in_dir: str | Path, out_dir: str | Path, size: int = 112, *, js
     if in_dir.resolve() == out_dir.resolve():
         raise ValueError(f"output folder {out_dir} is the input folder; choose another output folder")
     rel_paths = list_images(in_dir)
+    if not rel_paths:  # refuse before the output folder exists
+        from synthfr.errors import InputError
+
+        raise InputError(f"no images (.jpg/.png/...) found under {in_dir}; point it at a folder of face photos")
     jobs, done = [], 0
     for rel in rel_paths:
         dst = out_dir / rel

@@ -19,24 +19,17 @@ DEFAULT_METRICS = ("separability", "noise", "consistency", "verification", "leak
 
 def load_embeddings(path: str | Path, labels: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``E.npy`` (N×D) and labels (``L.npy``; default ``E.labels.npy`` beside it when present)."""
+    from synthfr.utils.validate import load_labels, load_vectors
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"embeddings file {p} not found; write one with `synthfr embed DIR --out E.npy`")
-    e = np.load(p, allow_pickle=False)
-    if e.ndim != 2:
-        raise ValueError(f"{p} holds an array of shape {e.shape}; expected N×D embeddings")
+    e = load_vectors(p, what="embeddings", hint="write one with `synthfr embed DIR --out E.npy`")
     if labels is None:
         cand = p.with_name(p.name[:-4] + ".labels.npy") if p.name.endswith(".npy") else None
         if cand is not None and cand.is_file():
             labels = cand
     lab = None
     if labels is not None:
-        lp = Path(labels)
-        if not lp.is_file():
-            raise FileNotFoundError(f"labels file {lp} not found; give one integer label per embedding row")
-        lab = np.load(lp, allow_pickle=False).reshape(-1)
-        if len(lab) != len(e):
-            raise ValueError(f"{lp} has {len(lab)} labels but {p} has {len(e)} rows")
+        lab = load_labels(labels, n=len(e), rows_source=p)
     return e.astype(np.float32), lab
 
 
@@ -60,10 +53,10 @@ def evaluate_quality(embeddings: np.ndarray, labels: np.ndarray, *, reference: n
 
     if labels is None:
         raise ValueError("quality metrics need identity labels: pass --labels L.npy (one int per row)")
-    e = np.asarray(embeddings, dtype=np.float32)
-    lab = np.asarray(labels).reshape(-1)
-    if len(lab) != len(e):
-        raise ValueError(f"{len(lab)} labels for {len(e)} embeddings")
+    from synthfr.utils.validate import check_labels, check_vectors
+
+    e = check_vectors(embeddings, "the embeddings", what="embeddings")  # finite, non-zero rows, N >= 1
+    lab = check_labels(labels, "the labels", n=len(e), rows_source="the embeddings")
     if isinstance(space, (str, Path)) and str(space) not in ("fit", "none"):
         space = EmbeddingSpace.load(space)
     if space == "fit":

@@ -81,7 +81,9 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
             if not gp.is_file():
                 raise FileNotFoundError(f"gallery {gp} not found; embed real faces first with "
                                         "`synthfr embed DIR --embedder NAME --out EMB.npy`")
-            gal = np.load(gp, allow_pickle=False)
+            from synthfr.utils.validate import load_vectors
+
+            gal = load_vectors(gp, what="gallery embeddings")  # finite, non-zero rows, at least one
             if labels is None and method == "vigface":
                 lp = gp.with_name(gp.name[:-4] + ".labels.npy")
                 if lp.is_file():
@@ -95,7 +97,9 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
             raise ValueError(f"--dim {dim} does not match the gallery's dimension {gal.shape[1]}")
         dim = gal.shape[1]
     if isinstance(labels, (str, Path)):
-        labels = np.load(labels, allow_pickle=False)
+        from synthfr.utils.validate import load_labels
+
+        labels = load_labels(labels, n=None if gal is None else len(gal), rows_source=gallery_path)
     if dim is None:
         raise ValueError("give --dim D or --gallery EMB.npy")
     if space is not None:
