@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 
-__all__ = ["SynthfrError", "UsageError", "InputError", "LockedError", "describe_exception"]
+__all__ = ["SynthfrError", "UsageError", "InputError", "LockedError", "Interrupted", "describe_exception"]
 
 
 class SynthfrError(Exception):
@@ -49,6 +49,18 @@ class LockedError(SynthfrError):
     """Another synthfr process holds the output folder (exit 1)."""
 
     kind = "runtime"
+
+
+class Interrupted(SynthfrError):
+    """A run stopped by SIGINT/SIGTERM after saving its state; exit 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message, "runtime")
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 def _first_line(text: str) -> str:

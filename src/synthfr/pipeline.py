@@ -300,9 +300,27 @@ def _enabled(cfg: PipelineConfig, stage: str) -> bool:
 
 
 def _check(cfg: PipelineConfig) -> None:
-    """Errors that would otherwise surface only after the earlier stages have run."""
-    if cfg.sample.n < 1:
-        raise ValueError(f"sample.n must be >= 1, got {cfg.sample.n}")
+    """Errors that would otherwise surface only after the earlier stages have run: every stage's settings are
+    validated completely (types, ranges, specs) before the first stage writes anything."""
+    from synthfr.generate import GenerateConfig, validate_generate_config
+    from synthfr.utils.validate import check_device, check_out_dir, check_range, check_types
+
+    check_types(cfg)
+    check_out_dir(cfg.out, "out")
+    check_device(cfg.device, "device")
+    check_range("sample.n", cfg.sample.n, 1, integer=True)
+    check_range("sample.dim", cfg.sample.dim, 1, integer=True)
+    g = cfg.generate
+    gc = {"identities": "ids.npy", "generator": g.generator, "weights": g.weights, "images_per_id": g.images_per_id,
+          "variation": g.variation, "seed": cfg.seed, "out": str(Path(cfg.out) / "generate" / "dataset"),
+          "filter_min_sim": g.filter_min_sim, "embedder": g.embedder, "device": cfg.device, **dict(g.options or {})}
+    from synthfr.config import from_dict
+
+    validate_generate_config(from_dict(GenerateConfig, gc))
+    if cfg.train.enabled:
+        from synthfr.training.config import TrainConfig
+
+        from_dict(TrainConfig, {**_train_config(cfg), "data": "dataset", "out": "run"})
     if cfg.sample.gallery is None and cfg.sample.dim is None:
         raise ValueError("sample: give dim (e.g. 128 for the built-in generator, 512 for ArcFace-space generators)"
                          " or gallery (an embeddings .npy, or 'builtin')")
@@ -520,8 +538,7 @@ def run_pipeline(cfg: PipelineConfig, force: list[str] | tuple[str, ...] = (),
 
     ``force``: stage names (or ``all``) to delete and re-run; every later stage is re-run too.
     """
-    from synthfr.utils.io import write_json
-    from synthfr.utils.provenance import write_provenance
+    from synthfr.utils.lock import FolderLock
 
     log = log or (lambda m: print(m, file=sys.stderr))
     force = list(force or ())
@@ -533,8 +550,27 @@ def run_pipeline(cfg: PipelineConfig, force: list[str] | tuple[str, ...] = (),
     t_start = time.time() - 120.0  # files of this run are newer than this (ranks start within seconds)
     out = Path(cfg.out)
     resolved = _resolved(cfg)
+    existed = out.exists()
+    # one pipeline per folder at a time (under torchrun one lock per rank); a second run fails at once
+    lock = FolderLock(out, "pipeline", key=f"rank{rank}" if world > 1 else None)
+    lock.acquire()
+    try:
+        # raises before anything is written when a finished stage changed
+        plan = _plan(cfg, force, resolved) if rank == 0 else None
+        return _run_locked(cfg, plan, rank, world, token, t_start, resolved, log)
+    finally:
+        lock.release()
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+
+
+def _run_locked(cfg: PipelineConfig, plan: dict[str, str] | None, rank: int, world: int, token: str,
+                t_start: float, resolved: dict[str, dict[str, Any]], log: Callable[[str], None]) -> dict[str, Any]:
+    from synthfr.utils.io import write_json
+    from synthfr.utils.provenance import write_provenance
+
+    out = Path(cfg.out)
     if rank == 0:
-        plan = _plan(cfg, force, resolved)  # raises before anything is written when a finished stage changed
         out.mkdir(parents=True, exist_ok=True)
         write_provenance(out, config=cfg, seed=cfg.seed)
         if world > 1:

@@ -214,8 +214,98 @@ def _loader(ds, sampler, cfg: TrainConfig, device: torch.device):
 
 
 # -- the loop -----------------------------------------------------------------------------------------------
+def validate_train_config(cfg: TrainConfig) -> None:
+    """Everything checkable before training starts (so a bad ``--val`` fails now, not after an epoch)."""
+    from synthfr.errors import UsageError
+    from synthfr.utils.validate import check_device, check_out_dir, check_range, check_types
+
+    check_types(cfg)
+    if not cfg.data:
+        raise UsageError("no training data: pass --data (an ImageFolder or an insightface .rec)")
+    if not cfg.out:
+        raise UsageError("no run directory: pass --out RUN_DIR")
+    check_out_dir(cfg.out)
+    for key, lo in (("batch_size", 1), ("embedding_size", 1), ("input_size", 8), ("log_every", 1)):
+        check_range(f"--{key.replace('_', '-')}", getattr(cfg, key), lo, integer=True)
+    check_range("--lr", cfg.lr, 0.0, lo_open=True)
+    check_range("--sample-rate", cfg.sample_rate, 0.0, 1.0, lo_open=True)
+    check_range("--virtual-classes", cfg.virtual_classes, 0, integer=True)
+    check_range("--workers", cfg.num_workers, 0, integer=True)
+    check_device(cfg.device)
+    for b in cfg.val or []:
+        p = Path(b).expanduser()
+        if not p.exists():
+            raise UsageError(f"--val {b}: no such file; pass an insightface .bin (e.g. ../shared/data/lfw/lfw.bin)")
+        if p.is_file():
+            from synthfr.data.benchmarks import load_bin_raw
+
+            try:
+                load_bin_raw(p)  # read it once now: a corrupt benchmark fails before the first epoch
+            except ValueError as e:
+                from synthfr.errors import InputError
+
+                raise InputError(f"--val {b}: {e}") from None
+        elif not (p / "pairs.txt").is_file():
+            raise UsageError(f"--val {b}: a folder benchmark needs a pairs.txt; pass an insightface .bin")
+
+
+_STOP: dict[str, int] = {"signal": 0}
+
+
 def train(cfg: TrainConfig) -> Path:
-    """Train a backbone + margin head on ``cfg.data``; returns the run dir (see the module docstring)."""
+    """Train a backbone + margin head on ``cfg.data``; returns the run dir (see the module docstring).
+
+    The config is validated first; the run dir is locked (:mod:`synthfr.utils.lock`) so two runs never write
+    into one folder. SIGINT/SIGTERM stop the loop after the current step with a checkpoint (raising
+    :class:`synthfr.errors.Interrupted`); ``resume=True`` continues from it.
+    """
+    from synthfr.utils.lock import FolderLock
+
+    validate_train_config(cfg)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    lock = FolderLock(cfg.out, "train", key=f"rank{rank}" if world > 1 else None)
+    _STOP["signal"] = 0
+
+    def on_signal(signum, frame):  # stop after the current step (a second Ctrl-C interrupts at once)
+        if _STOP["signal"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        _STOP["signal"] = signum
+
+    import threading
+
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, on_signal)
+    try:
+        with lock:
+            return _train(cfg)
+    finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+
+
+def _truncate_log(path: Path, after: int) -> None:
+    """Drop the rows of ``path`` (CSV with a ``step`` column) past step ``after``: a resumed run re-logs them,
+    so every step appears once."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "step" not in rows[0]:
+        return
+    i = rows[0].index("step")
+    keep = [rows[0]] + [r for r in rows[1:] if len(r) > i and r[i] and int(float(r[i])) <= after]
+    if len(keep) != len(rows):
+        from synthfr.utils.io import atomic_write_text
+        import io
+
+        buf = io.StringIO()
+        csv.writer(buf).writerows(keep)
+        atomic_write_text(path, buf.getvalue())
+
+
+def _train(cfg: TrainConfig) -> Path:
     import torch.nn.functional as F
     from safetensors.torch import save_file
 
@@ -230,10 +320,6 @@ def train(cfg: TrainConfig) -> Path:
     from synthfr.utils.io import write_json
     from synthfr.utils.provenance import provenance
 
-    if not cfg.data:
-        raise ValueError("no training data: pass --data (an ImageFolder or an insightface .rec)")
-    if not cfg.out:
-        raise ValueError("no run directory: pass --out RUN_DIR")
     rank, world, device = D.init_distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -325,6 +411,9 @@ def train(cfg: TrainConfig) -> Path:
                                                         rank, world), cfg, device))
 
     log = val_log = tb = None
+    if rank == 0 and cfg.resume:  # rows past the checkpoint are logged again below: keep each step once
+        _truncate_log(out / "log.csv", start)
+        _truncate_log(out / "val.csv", start)
     if rank == 0:
         log = CsvLog(out / "log.csv", ["step", "epoch", "lr", "loss", "samples_per_s", "sampled_classes", "time",
                                               "cpu_time", "psi"],
@@ -422,6 +511,22 @@ def train(cfg: TrainConfig) -> Path:
         if kill_at and done == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         step = done
+        stop_sig = _STOP["signal"]
+        if world > 1:  # rank 0's view decides, so every rank saves the same step
+            stop_sig = int(D.broadcast_floats([float(stop_sig)], device)[0])
+        if stop_sig and done < stop:
+            save_checkpoint(out, done, backbone, pfc, opt, scaler,
+                            extra={"epoch": done / spe, "lr": lr, "total_steps": total}, keep=cfg.keep_checkpoints)
+            if bar is not None:
+                bar.close()
+            for lg in (log, val_log):
+                if lg is not None:
+                    lg.close()
+            from synthfr.errors import Interrupted
+
+            name = signal.Signals(stop_sig).name
+            raise Interrupted(f"{name} at step {done} of {stop}: checkpoint saved in {out}/checkpoints; continue "
+                              "with the same command plus --resume", signum=stop_sig)
     else:
         step = stop if stop > start else start
     if bar is not None:

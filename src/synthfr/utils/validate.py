@@ -226,7 +226,7 @@ def check_types(cfg: Any, where: str = "") -> Any:
         tp = hints.get(f.name, Any)
         if not _type_ok(tp, v):
             want = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-            hint = f"; write a {want} (YAML: no quotes)" if isinstance(v, str) else ""
+            hint = f"; write it as a plain {want} (in YAML: without quotes)" if isinstance(v, str) else ""
             raise UsageError(f"config key {key} must be {want}, got {v!r} ({type(v).__name__}){hint}")
     return cfg
 
