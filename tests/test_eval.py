@@ -349,13 +349,13 @@ def test_cli_eval_checkpoint_errors(tmp_path, capsys):
     from synthfr.face.embedders import REGISTRY
 
     binp = make_fake_bin(tmp_path / "fake.bin", pairs=20)
-    assert main(["eval", "--checkpoint", str(tmp_path / "nope"), "--benchmark", str(binp)]) == 1
+    assert main(["eval", "--checkpoint", str(tmp_path / "nope"), "--benchmark", str(binp)]) == 2
     assert "not found" in capsys.readouterr().err
     if "checkpoint" not in REGISTRY:
         (tmp_path / "run").mkdir()
         assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--benchmark", str(binp)]) == 1
         assert "not available" in capsys.readouterr().err
-    assert main(["eval", "--embedder", "test-pixels", "--benchmark", str(tmp_path / "missing.bin")]) == 1
+    assert main(["eval", "--embedder", "test-pixels", "--benchmark", str(tmp_path / "missing.bin")]) == 2
     assert "missing.bin" in capsys.readouterr().err
 
 

@@ -177,7 +177,7 @@ def test_evaluate_quality_and_cli_report(tmp_path):
     page = (tmp_path / "q.html").read_text()
     imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(imgs) >= 5 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in imgs)
-    assert main(["quality", "--embeddings", str(tmp_path / "missing.npy")]) == 1
+    assert main(["quality", "--embeddings", str(tmp_path / "missing.npy")]) == 2  # usage error
 
 
 def test_quality_from_dataset_api_matches_cli(tmp_path):

@@ -208,4 +208,4 @@ def test_cli_sample(tmp_path):
     rc = main(["sample", "uniform", "--n", "50", "--dim", "8", "--out", str(tmp_path / "u.npy"),
                "--json", str(tmp_path / "u.json")])
     assert rc == 0 and np.load(tmp_path / "u.npy").shape == (50, 8)
-    assert main(["sample", "uniform", "--n", "5"]) == 1  # no --dim: helpful error, not a traceback
+    assert main(["sample", "uniform", "--n", "5"]) == 2  # usage error: no --dim: helpful error, not a traceback

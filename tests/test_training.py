@@ -262,7 +262,7 @@ def test_train_cli_rejects_bad_input(tmp_path, capsys):
     from synthfr.cli import main
 
     assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
-                 "--backbone", "test_tiny"]) == 1
+                 "--backbone", "test_tiny"]) == 2  # a path given by the user: usage error
     assert "not found" in capsys.readouterr().err
 
 

@@ -45,7 +45,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["GenerateConfig", "generate_dataset", "validate_generate_config", "merge_shards", "parse_spec", "image_seed", "LandmarkAlignmentCheck",
+from synthfr.registry import parse_spec  # noqa: F401 - re-exported: ``NAME[:key=value,...]`` specs
+
+__all__ = ["GenerateConfig", "generate_dataset", "validate_generate_config", "merge_shards",
+           "parse_spec", "image_seed", "LandmarkAlignmentCheck",
            "RUN_ONLY_FIELDS"]
 
 
@@ -105,26 +108,6 @@ class GenerateConfig:
 
 #: Fields that change how a run proceeds but never the bytes it writes; left out of config.yaml.
 RUN_ONLY_FIELDS = ("out", "shard", "shard_mode", "resume", "batch_size", "device", "workers", "fsync")
-
-
-def parse_spec(spec: str | None) -> tuple[str | None, dict[str, Any]]:
-    """``"name:key=value,key2=value2"`` -> ``("name", {key: value, ...})`` with YAML-typed values."""
-    import yaml
-
-    if spec is None or str(spec).strip() == "":
-        return None, {}
-    spec = str(spec).strip()
-    name, _, rest = spec.partition(":")
-    opts: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        if "=" not in part:
-            raise ValueError(f"option {part!r} in {spec!r} is not key=value (syntax: NAME[:key=value,...])")
-        k, v = part.split("=", 1)
-        try:
-            opts[k.strip()] = yaml.safe_load(v.strip())
-        except yaml.YAMLError:
-            opts[k.strip()] = v.strip()
-    return name.strip(), opts
 
 
 def image_seed(seed: int, row: int, k: int, attempt: int = 0) -> int:
@@ -240,7 +223,7 @@ def _load_identities(path: str, limit: int | None) -> np.ndarray:
     if not str(path):
         raise UsageError("no identity file: pass --identities IDS.npy (made by `synthfr sample`)")
     if not p.is_file():
-        raise UsageError(f"identity file {p} does not exist; make one with `synthfr sample ... --out {p}`")
+        raise FileNotFoundError(f"identity file {p} does not exist; make one with `synthfr sample ... --out {p}`")
     if p.suffix != ".npy":
         raise UsageError(f"identity file {p} is not a .npy file; `synthfr sample` writes N×D float32 .npy files")
     ids = load_vectors(p, what="identity vectors", mmap=True)  # finite, non-zero rows, at least one

@@ -34,8 +34,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise FileNotFoundError(f"{src} is neither a folder nor a .rec file")
     print(f"{res['images']} images, {res['classes']} classes -> {dst}")
+    bad = res.get("corrupt") or []
+    if bad:  # skipped, never written as images
+        import sys
+
+        print(f"{len(bad)} corrupt records skipped:", file=sys.stderr)
+        for b in bad[:10]:
+            print(f"  record {b['key']}: {b['reason']}", file=sys.stderr)
     if args.json:
         from synthfr.utils.io import write_json
 
-        write_json(args.json, {"images": float(res["images"]), "classes": float(res["classes"])})
+        write_json(args.json, {"images": float(res["images"]), "classes": float(res["classes"]),
+                               "corrupt": float(len(bad))})
     return 0

@@ -15,7 +15,9 @@ HELP = "embed a folder of faces or a .bin into emb.npy (+ emb.paths.txt, labels 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="INPUT", help="folder of images (aligned 112x112 or raw) or an insightface .bin")
-    p.add_argument("--embedder", metavar="NAME", required=True, help="registered embedder (`synthfr list embedder`)")
+    p.add_argument("--embedder", metavar="SPEC", required=True,
+                   help="registered embedder NAME[:key=value,...], e.g. dlib-torch or "
+                   "onnx:path=MODEL.onnx (`synthfr list embedder`)")
     p.add_argument("--out", metavar="NPY", required=True, help="output .npy file")
     p.add_argument("--batch-size", type=int, default=64, help="images per embedder call (default 64)")
     p.add_argument("--device", default="auto", help="torch device for torch embedders: auto, cpu, cuda, ...")

@@ -15,7 +15,8 @@ HELP = "10-fold verification accuracy, EER and TPR@FPR of an embedder or checkpo
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--embedder", metavar="NAME", help="registered embedder (see `synthfr list embedder`)")
+    who.add_argument("--embedder", metavar="SPEC", help="registered embedder NAME[:key=value,...], e.g. dlib-torch or "
+                   "onnx:path=MODEL.onnx (see `synthfr list embedder`)")
     who.add_argument("--checkpoint", metavar="DIR", help="a run directory of a face-recognition model trained "
                                                          "by synthfr")
     p.add_argument("--benchmark", metavar="PATH", action="append", required=True,

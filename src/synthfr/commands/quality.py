@@ -19,7 +19,8 @@ HELP = "dataset quality: separability, noise, consistency, EER, leakage (+ HTML 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", nargs="?", metavar="DATASET_DIR", help="image folder <identity>/<image> (with --embedder)")
-    p.add_argument("--embedder", metavar="NAME", help="registered embedder for DATASET_DIR (`synthfr list embedder`)")
+    p.add_argument("--embedder", metavar="SPEC", help="registered embedder NAME[:key=value,...], e.g. dlib-torch or "
+                   "onnx:path=MODEL.onnx for DATASET_DIR (`synthfr list embedder`)")
     p.add_argument("--embeddings", metavar="E.npy", help="precomputed embeddings (N×D)")
     p.add_argument("--labels", metavar="L.npy", help="identity label per row (default E.labels.npy beside E.npy)")
     p.add_argument("--embeddings-out", metavar="E.npy", help="where DATASET_DIR's embeddings are written (default: "

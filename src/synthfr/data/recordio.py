@@ -29,7 +29,10 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from synthfr.errors import InputError
+
 __all__ = [
+    "CorruptRecordError",
     "MAGIC", "IRHeader", "pack_header", "unpack_header", "pack", "unpack", "RecordIOWriter", "RecordIOReader",
     "InsightFaceRecWriter", "write_insightface_rec", "read_insightface_rec", "default_idx_path", "folder_to_rec",
     "rec_to_folder",
@@ -184,6 +187,10 @@ class RecordIOWriter:
 
 
 # -- reader -----------------------------------------------------------------------------------------
+class CorruptRecordError(InputError):
+    """A record whose length field or framing does not fit the file (named with its byte offset)."""
+
+
 class RecordIOReader:
     """Random-access reader of a ``.rec``/``.idx`` pair (without ``.idx``, the file is scanned once).
 
@@ -212,6 +219,15 @@ class RecordIOReader:
             for i, off in enumerate(self._scan()):
                 self._offsets[i] = off
         self.keys: list[int] = list(self._offsets)
+        self.size = self.rec_path.stat().st_size
+        # each record must end by the next record's offset (or the end of the file): a corrupt length field
+        # is caught instead of returning the rest of the file as one "image"
+        offs = sorted(set(self._offsets.values()))
+        for k, off in self._offsets.items():
+            if not 0 <= off <= self.size - 8:
+                raise CorruptRecordError(f"{self.idx_path}: record {k} starts at byte {off}, outside {self.rec_path} "
+                                         f"({self.size} bytes); is this .idx for this .rec?")
+        self._extent = {off: (offs[i + 1] if i + 1 < len(offs) else self.size) for i, off in enumerate(offs)}
         self._fh = None
         self._pid = None
 
@@ -224,14 +240,21 @@ class RecordIOReader:
                     return
                 magic, lrec = struct.unpack("<II", head)
                 if magic != MAGIC:
-                    raise ValueError(f"{self.rec_path}: bad magic at byte {pos}; not a RecordIO file")
+                    raise CorruptRecordError(f"{self.rec_path}: bad magic at byte {pos}; not a RecordIO file, or "
+                                             "corrupt (give its .idx beside it to skip bad records)")
                 yield pos
+                size = os.fstat(f.fileno()).st_size
                 while True:
                     cflag, length = _decode_lrec(lrec)
+                    if f.tell() + length > size:
+                        raise CorruptRecordError(f"{self.rec_path}: the record at byte {pos} claims {length} bytes, "
+                                                 f"past the end of the file ({size} bytes); the file is corrupt")
                     f.seek(length + ((-length) % 4), os.SEEK_CUR)
                     if cflag in (0, 3):
                         break
                     head = f.read(8)
+                    if len(head) < 8:
+                        raise CorruptRecordError(f"{self.rec_path}: truncated multi-part record at byte {pos}")
                     magic, lrec = struct.unpack("<II", head)
 
     def _file(self):
@@ -253,22 +276,41 @@ class RecordIOReader:
         return int(key) in self._offsets
 
     def read_at(self, offset: int) -> bytes:
-        """The payload of the record starting at byte ``offset`` (multi-part records re-joined)."""
+        """The payload of the record starting at byte ``offset`` (multi-part records re-joined).
+
+        Every length field is checked against the file size and the next record's offset in the index;
+        a record that does not fit raises :class:`CorruptRecordError` (an ``InputError``/``ValueError``)."""
         f = self._file()
         f.seek(offset)
+        limit = self._extent.get(offset, getattr(self, "size", None) or os.fstat(f.fileno()).st_size)
         parts: list[bytes] = []
         while True:
+            pos = f.tell()
             head = f.read(8)
             if len(head) < 8:
-                raise ValueError(f"{self.rec_path}: truncated record at byte {offset}")
+                raise CorruptRecordError(f"{self.rec_path}: truncated record at byte {offset}")
             magic, lrec = struct.unpack("<II", head)
             if magic != MAGIC:
-                raise ValueError(f"{self.rec_path}: bad magic at byte {f.tell() - 8}; is the .idx for this .rec?")
+                raise CorruptRecordError(f"{self.rec_path}: bad magic at byte {pos}; the file is corrupt or the "
+                                         ".idx is not the one of this .rec")
             cflag, length = _decode_lrec(lrec)
-            data = f.read(length)
             pad = (-length) % 4
+            end = pos + 8 + length + pad
+            if end > limit:
+                raise CorruptRecordError(f"{self.rec_path}: the record at byte {offset} claims {length} bytes, past "
+                                         f"{'the next record' if limit < self.size else 'the end of the file'} "
+                                         f"(byte {limit}); its length field is corrupt")
+            data = f.read(length)
+            if len(data) < length:
+                raise CorruptRecordError(f"{self.rec_path}: truncated record at byte {offset}")
             if pad:
                 f.seek(pad, os.SEEK_CUR)
+            if cflag in (0, 3) and end != limit:  # a shortened length: the next bytes must start a record
+                f.seek(end)
+                nxt = f.read(4)
+                if len(nxt) == 4 and struct.unpack("<I", nxt)[0] != MAGIC:
+                    raise CorruptRecordError(f"{self.rec_path}: the record at byte {offset} ends at byte {end}, "
+                                             "where no record starts; its length field is corrupt")
             if cflag == 0:
                 return data
             if cflag != 1:
@@ -444,7 +486,8 @@ def folder_to_rec(folder: str | Path, rec_path: str | Path, progress: bool = Tru
     return {"images": len(items), "classes": num_classes, "rec": str(rec_path), "idx": str(default_idx_path(rec_path))}
 
 
-def _ext_of(data: bytes) -> str:
+def _image_ext(data: bytes) -> str | None:
+    """The file extension of encoded image bytes, or None when they are no known image format."""
     if data[:3] == b"\xff\xd8\xff":
         return ".jpg"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
@@ -453,7 +496,11 @@ def _ext_of(data: bytes) -> str:
         return ".bmp"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return ".webp"
-    return ".jpg"
+    return None
+
+
+def _ext_of(data: bytes) -> str:
+    return _image_ext(data) or ".jpg"
 
 
 def rec_to_folder(rec_path: str | Path, folder: str | Path, progress: bool = True) -> dict:
@@ -483,8 +530,15 @@ def rec_to_folder(rec_path: str | Path, folder: str | Path, progress: bool = Tru
                 key_class[k] = c
     folder.mkdir(parents=True, exist_ok=True)
     classes = set()
+    corrupt: list[dict[str, Any]] = []
     for k in tqdm(keys, desc="unpack", unit="img", disable=not progress):
-        h, data = reader.read(k)
+        try:
+            h, data = reader.read(k)
+            if _image_ext(data) is None:
+                raise CorruptRecordError(f"{rec_path}: record {k} is not a JPEG/PNG/BMP/WebP image")
+        except (CorruptRecordError, struct.error) as e:  # reported and skipped, never written as an image
+            corrupt.append({"key": int(k), "reason": str(e)})
+            continue
         c = key_class.get(k)
         if c is None:
             c = int(h.label) if h.flag == 0 else int(np.asarray(h.label).reshape(-1)[0])
@@ -499,4 +553,10 @@ def rec_to_folder(rec_path: str | Path, folder: str | Path, progress: bool = Tru
     man = rec_path.with_name(rec_path.stem + ".manifest.jsonl")
     if man.is_file():
         shutil.copyfile(man, folder / "manifest.jsonl")
-    return {"images": len(keys), "classes": len(ranges) if ranges is not None else len(classes), "folder": str(folder)}
+    written = len(keys) - len(corrupt)
+    if keys and written == 0:
+        raise CorruptRecordError(f"{rec_path}: all {len(keys)} records are corrupt (first: {corrupt[0]['reason']})")
+    res = {"images": written, "classes": len(ranges) if ranges is not None else len(classes), "folder": str(folder)}
+    if corrupt:
+        res["corrupt"] = corrupt  # {"key", "reason"} of every record skipped
+    return res

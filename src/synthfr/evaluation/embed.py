@@ -59,7 +59,7 @@ def embed_path(input: str | os.PathLike, embedder: Any, out: str | os.PathLike, 
 
     src = Path(input)
     if not src.exists():
-        raise UsageError(f"input {src} not found: pass a folder of face images or an insightface .bin")
+        raise FileNotFoundError(f"input {src} not found: pass a folder of face images or an insightface .bin")
     out = Path(out)
     if out.suffix != ".npy":
         raise UsageError(f"--out must name a .npy file, got {out}")

@@ -50,8 +50,18 @@ def resolve_embedder(embedder: Any = None, checkpoint: str | os.PathLike | None 
     elif isinstance(embedder, str):
         from synthfr.face.embedders import parse_embedder_spec
 
-        name, opts = parse_embedder_spec(embedder)  # "sface:path=FILE" style options
+        # NAME[:key=value,...], e.g. onnx:path=arcface.onnx (every place that takes an embedder name)
+        name, opts = parse_embedder_spec(embedder)
         kwargs = {**opts, **kwargs}
+        if name not in REGISTRY:
+            from synthfr.errors import UsageError
+
+            raise UsageError(f"unknown embedder {name!r}; choose one of {', '.join(REGISTRY.list())} "
+                             "(`synthfr list embedders`), e.g. onnx:path=MODEL.onnx")
+        if name == "onnx" and "path" not in kwargs:
+            from synthfr.errors import UsageError
+
+            raise UsageError("the onnx embedder needs its model file: pass --embedder onnx:path=MODEL.onnx")
     else:
         if not hasattr(embedder, "embed"):
             raise ValueError(f"{embedder!r} is not an embedder (it has no embed method)")

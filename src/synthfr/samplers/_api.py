@@ -70,7 +70,20 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
     """
     from synthfr.samplers import create_sampler
     from synthfr.spaces import EmbeddingSpace
+    from synthfr.utils.validate import check_out_dir, check_range
 
+    check_range("--n", n, 1, integer=True)  # refused before anything is computed or written
+    check_range("--dim", dim, 1, integer=True)
+    check_range("--tau", sampler_options.get("tau"), -1.0, 1.0)
+    check_range("--alpha", sampler_options.get("alpha"), 0.0)
+    check_range("--batch-size", sampler_options.get("batch_size"), 1, integer=True)
+    check_range("--iterations", sampler_options.get("iterations"), 0, integer=True)
+    if out is not None and Path(out).is_dir():
+        from synthfr.errors import UsageError
+
+        raise UsageError(f"--out {out} is a folder; name the .npy file to write")
+    if out is not None:
+        check_out_dir(Path(out).parent, "--out")
     t_all = time.perf_counter()
     gal = None
     gallery_path = None

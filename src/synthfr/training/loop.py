@@ -225,6 +225,9 @@ def validate_train_config(cfg: TrainConfig) -> None:
     if not cfg.out:
         raise UsageError("no run directory: pass --out RUN_DIR")
     check_out_dir(cfg.out)
+    for key, path in (("--data", cfg.data), ("--domain-mixup", cfg.domain_mixup)):
+        if path and not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"{key} {path} not found: pass an ImageFolder (identity/image.jpg) or a .rec")
     for key, lo in (("batch_size", 1), ("embedding_size", 1), ("input_size", 8), ("log_every", 1)):
         check_range(f"--{key.replace('_', '-')}", getattr(cfg, key), lo, integer=True)
     check_range("--lr", cfg.lr, 0.0, lo_open=True)
@@ -277,12 +280,16 @@ def train(cfg: TrainConfig) -> Path:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, on_signal)
+    existed = Path(cfg.out).exists()
     try:
         with lock:
             return _train(cfg)
     finally:
         for sig, h in handlers.items():
             signal.signal(sig, h)
+        out = Path(cfg.out)
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # failed before writing anything: leave no folder behind
 
 
 def _truncate_log(path: Path, after: int) -> None:

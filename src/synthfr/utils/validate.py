@@ -69,7 +69,7 @@ def load_vectors(path: str | Path, *, what: str = "vectors", dim: int | None = N
     """``np.load`` (no pickles) + :func:`check_vectors`, with one-line errors naming ``path``."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise UsageError(f"{what} file {p} does not exist{'; ' + hint if hint else ''}")
+        raise FileNotFoundError(f"{what} file {p} does not exist{'; ' + hint if hint else ''}")
     try:
         a = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -106,7 +106,7 @@ def check_labels(lab: Any, source: Any = None, *, n: int | None = None, rows_sou
 def load_labels(path: str | Path, *, n: int | None = None, rows_source: Any = None) -> np.ndarray:
     p = Path(path).expanduser()
     if not p.is_file():
-        raise UsageError(f"labels file {p} does not exist; give one integer label per embedding row")
+        raise FileNotFoundError(f"labels file {p} does not exist; give one integer label per embedding row")
     try:
         a = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -129,7 +129,8 @@ def check_range(name: str, value: Any, lo: float | None = None, hi: float | None
     v = float(value)
     if math.isnan(v):
         raise UsageError(f"{name} must be a number, got NaN")
-    bad = (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi)))
+    too_low = lo is not None and (v < lo or (lo_open and v == lo))
+    bad = too_low or (hi is not None and (v > hi or (hi_open and v == hi)))
     if bad:
         left = "" if lo is None else f"{'>' if lo_open else '>='} {lo:g}"
         right = "" if hi is None else f"{'<' if hi_open else '<='} {hi:g}"
