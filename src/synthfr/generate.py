@@ -293,8 +293,31 @@ def _dataset_config(cfg: GenerateConfig, gen: Any, ids: np.ndarray, space: dict 
         "identities": {"rows": int(ids.shape[0]), "dim": int(ids.shape[1]),
                        "sha256": hashlib.sha256(np.ascontiguousarray(ids).tobytes()).hexdigest()},
         "embedding_space": space,
+        "sampler": _sampler_record(cfg.identities),
         "versions": prov.get("versions", {}),
     }
+
+
+def _sampler_record(identities: str) -> dict[str, Any] | None:
+    """How the identity file was sampled (from ``IDS.config.yaml`` beside it, written by `synthfr sample`), for
+    the dataset card; None when there is no such file. Paths are reduced to file names (machine specific)."""
+    import yaml
+
+    p = Path(str(identities)).expanduser()
+    side = p.with_name(p.name[:-4] + ".config.yaml") if p.name.endswith(".npy") else None
+    if side is None or not side.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(side.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    c = doc.get("config") or {}
+    if not isinstance(c, dict) or "method" not in c:
+        return None
+    gal = c.get("gallery")
+    return {"method": c.get("method"), "n": c.get("n"), "dim": c.get("dim"),
+            "gallery": Path(str(gal)).name if gal else None, "seed": doc.get("seed"),
+            "options": c.get("sampler") if isinstance(c.get("sampler"), dict) else {}}
 
 
 def _resolve_embedder(spec: str | None, gen: Any, dim: int, device: Any) -> Any:
@@ -763,6 +786,8 @@ def _finalize(out: Path, cfg: GenerateConfig, rows: np.ndarray, n_rows: int, *, 
     if miss:
         return False
     if manifest.is_file() and not (out / "parts").is_dir():
+        if not (out / "README.md").is_file():
+            _write_card(out, log)
         return True  # already final
     # fold any existing manifest lines back into fragments, then concatenate everything in row order
     if manifest.is_file():
@@ -779,7 +804,18 @@ def _finalize(out: Path, cfg: GenerateConfig, rows: np.ndarray, n_rows: int, *, 
     shutil.rmtree(out / ".tmp", ignore_errors=True)
     if cfg.format == "rec" and not cfg.shard:
         export_rec(out, list(iter_manifest(manifest)), num_classes=n_rows)
+    _write_card(out, log)
     return True
+
+
+def _write_card(out: Path, log) -> None:
+    """README.md, the dataset card (synthfr.data.card); a failure is reported, never fatal: the data is done."""
+    from synthfr.data.card import write_dataset_card
+
+    try:
+        write_dataset_card(out)
+    except Exception as e:  # noqa: BLE001 - the dataset is complete; only its card failed
+        log(f"could not write the dataset card {out / 'README.md'}: {type(e).__name__}: {e}")
 
 
 def _comparable(doc: dict) -> dict:
@@ -901,6 +937,7 @@ def merge_shards(shard_dirs: list[str | Path], out: str | Path, *, format: str =
         shutil.copyfile(sp, out / sp.name)
     if format == "rec":
         export_rec(out, list(iter_manifest(out / "manifest.jsonl")), num_classes=n_rows)
+    _write_card(out, log)
     summary = {"shards": len(shard_dirs), "identities": n_rows, "images": n_img, "seconds": time.time() - t0,
                "out": str(out)}
     return summary

@@ -473,6 +473,11 @@ def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> di
                               options=dict(q.options or {}))
     result["source"] = f"{stage_dir(cfg, 'generate') / 'dataset'} embedded with {spec}"
     write_json(d / "quality.json", result)
+    from synthfr.data.card import quality_path, write_dataset_card
+
+    dataset = stage_dir(cfg, "generate") / "dataset"  # the dataset card shows these figures too
+    write_json(quality_path(dataset, spec or "test-pattern"), result)
+    write_dataset_card(dataset)
     report = write_quality_report(result, d / "report.html", title="synthfr pipeline: dataset quality",
                                   subtitle=f"{cfg.sample.n} {cfg.sample.method} identities × "
                                            f"{cfg.generate.images_per_id} images, generator {cfg.generate.generator}")

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         from synthfr.utils.io import write_json
 
         write_json(args.json, q)
+    _update_card(args, q)
     if args.html:
         from synthfr.report.quality import write_quality_report
 
@@ -69,3 +70,18 @@ def run(args: argparse.Namespace) -> int:
     for k, v in summary_items(q).items():
         print(f"{k}: {v}")
     return 0
+
+
+def _update_card(args: argparse.Namespace, q: dict) -> None:
+    """A dataset folder made by `synthfr generate` keeps these figures (quality.<embedder>.json) and its card
+    (README.md) shows them, exactly as in the JSON."""
+    if not args.dataset or not args.embedder:
+        return
+    from synthfr.data.card import dataset_root, quality_path, write_dataset_card
+    from synthfr.utils.io import write_json
+
+    root = dataset_root(args.dataset)
+    if root is None:
+        return
+    write_json(quality_path(root, args.embedder), q)
+    print(f"dataset card: {write_dataset_card(root)}")
