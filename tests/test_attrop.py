@@ -163,3 +163,37 @@ def test_generate_with_attrop_writes_the_optimised_image(tiny_gen_dir, tmp_path,
         assert np.array_equal(disk, imgs[j]), r["path"]
         for key in ("yaw", "met", "id_cos"):
             assert r["params"].get(key) == res.params[j].get(key)
+
+
+def test_attrop_images_choose_the_steered_indices():
+    """Vec2Face's pose set replaces 30 of 50 images per identity: `images` picks which indices are steered."""
+    from synthfr.variations.attrop import AttrOP, parse_indices
+
+    assert parse_indices("20-22+40") == [20, 21, 22, 40] and parse_indices(None) is None
+    a = AttrOP(targets="1:yaw=30;1:yaw=60", images="2-3")
+    assert [a.target_of(k) for k in range(5)] == [None, None, {"yaw": 30}, {"yaw": -60}, None]
+    paper = AttrOP(targets="30:yaw=60", images="20-49")
+    steered = [k for k in range(50) if paper.target_of(k) is not None]
+    assert steered == list(range(20, 50))
+    with pytest.raises(ValueError, match="make them agree"):
+        AttrOP(targets="30:yaw=60", images="0-9")
+    with pytest.raises(ValueError, match="ranges A-B"):
+        AttrOP(images="x-y")
+
+
+def test_attrop_start_variation_and_unknown_embedder(parts):
+    from synthfr.variations.attrop import AttrOP
+
+    gen, pose, emb = parts
+    x = _ids(2, seed=6)
+    a = AttrOP.with_components(gen, pose, emb, targets="1:yaw=20", images="1", start="vec2face-sigma", steps=1)
+    res = a(x, 3, seed=4)
+    cos = (res.conditions * x[res.identity]).sum(1)
+    assert all(p["start"] == "vec2face-sigma" for p in res.params)
+    assert (cos[[0, 2, 3, 5]] < 0.999).all()  # unsteered images keep their σ-mixture vectors, not the identity
+    assert all("met" in res.params[r] for r in (1, 4)) and "met" not in res.params[0]
+
+    class NoEmb:
+        embedder = "no-such-embedder"
+    with pytest.raises(ValueError, match="not registered"):
+        AttrOP()._embedder(NoEmb(), None)

@@ -103,3 +103,61 @@ def test_vec2face_in_the_pipeline_resumes_exactly(vec2face_dir, tmp_path, torch_
     assert len(files) == 15 + 3
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+@pytest.fixture(scope="module")
+def vec2face_with_arcface(vec2face_dir, tmp_path_factory):
+    """The tiny Vec2Face folder plus a tiny insightface-style iResNet saved as weights/arcface-r100-glint360k.pth
+    (a plain torch.save'd state dict, as released)."""
+    import shutil
+
+    from synthfr.models.backbones.iresnet import IResNet
+
+    root = tmp_path_factory.mktemp("v2f-arc") / "w"
+    shutil.copytree(vec2face_dir, root)
+    torch.manual_seed(2)
+    net = IResNet((1, 2, 1, 1), embedding_size=512, widths=(8, 8, 16, 16)).eval()
+    torch.save(net.state_dict(), root / "weights" / "arcface-r100-glint360k.pth")
+    return root, net
+
+
+def test_arcface_r100_embedder_loads_the_released_layout(vec2face_with_arcface, torch_threads):
+    from synthfr.face.embedders import create_embedder
+
+    root, net = vec2face_with_arcface
+    emb = create_embedder("arcface-r100-glint360k", weights=str(root), device="cpu")
+    assert emb.differentiable and emb.dim == 512
+    imgs = np.random.default_rng(0).integers(0, 255, (3, 112, 112, 3), dtype=np.uint8)
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(net((x - 0.5) / 0.5), dim=1).numpy()  # insightface's preprocessing
+    np.testing.assert_allclose(emb.embed(imgs), ref, atol=1e-5)
+    with pytest.raises(ValueError, match="weights=DIR"):
+        create_embedder("arcface-r100-glint360k")
+
+
+def test_attrop_with_the_vec2face_generator_in_generate(vec2face_with_arcface, tmp_path, torch_threads):
+    """The route configs/vec2face-hsface10k.yaml recommends: AttrOP steering Vec2Face, identity term in its ArcFace
+    space (issue 14: it crashed with KeyError: unknown embedder 'arcface-r100-glint360k'); the pose-set layout —
+    images 1-2 of 3 steered from σ-mixture starts, image 0 left as its σ-mixture vector."""
+    from synthfr.data.manifest import read_manifest
+    from synthfr.generate import GenerateConfig, generate_dataset
+
+    root, _ = vec2face_with_arcface
+    v = np.random.default_rng(4).standard_normal((2, 512)).astype(np.float32)
+    np.save(tmp_path / "ids.npy", v / np.linalg.norm(v, axis=1, keepdims=True))
+    spec = (f"attrop:generator=vec2face,weights={root},targets=2:yaw=30,images=1-2,start=vec2face-sigma,"
+            "steps=1,batch_size=2")
+    cfg = GenerateConfig(identities=str(tmp_path / "ids.npy"), out=str(tmp_path / "ds"), images_per_id=3,
+                         generator="vec2face", weights=str(root), variation=spec, seed=2, device="cpu",
+                         fsync=False, batch_size=3)
+    generate_dataset(cfg, progress=False)
+    recs = sorted(read_manifest(tmp_path / "ds" / "manifest.jsonl"), key=lambda r: (r["identity"], r["index"]))
+    assert len(recs) == 6
+    for r in recs:
+        p = r["params"]
+        assert p["image_seed"] == r["seed"] and p["start"] == "vec2face-sigma" and p["start_sigma"] in (0.3, 0.5, 0.7)
+        if r["index"] == 0:
+            assert "met" not in p  # not steered: its σ-mixture vector
+        else:
+            assert p["steps_taken"] <= 1 and isinstance(p["met"], bool) and abs(p["target"]["yaw"]) == 30

@@ -209,3 +209,100 @@ def test_cli_sample(tmp_path):
                "--json", str(tmp_path / "u.json")])
     assert rc == 0 and np.load(tmp_path / "u.npy").shape == (50, 8)
     assert main(["sample", "uniform", "--n", "5"]) == 2  # usage error: no --dim: helpful error, not a traceback
+
+
+# ---- HyperFace's paper algorithms (issue 14) ------------------------------------------------------------------
+def test_row_adam_on_all_rows_is_torch_adam():
+    from synthfr.samplers.hyperface_paper import RowAdam
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(6, 5, generator=g)
+    a, p = x0.clone(), torch.nn.Parameter(x0.clone())
+    ref = torch.optim.Adam([p], lr=0.01)
+    mine = RowAdam(6, 5, lr=0.01)
+    for _ in range(7):
+        grad = torch.randn(6, 5, generator=g)
+        p.grad = grad.clone()
+        ref.step()
+        mine.step(a, None, grad)
+    torch.testing.assert_close(a, p.detach(), rtol=1e-5, atol=1e-6)
+    # on a subset of rows: those rows take exactly the update plain Adam would give them alone, the rest nothing
+    b, q = x0.clone(), torch.nn.Parameter(x0[[1, 4]].clone())
+    ref, mine = torch.optim.Adam([q], lr=0.01), RowAdam(6, 5, lr=0.01)
+    for _ in range(3):
+        grad = torch.randn(2, 5, generator=g)
+        q.grad = grad.clone()
+        ref.step()
+        mine.step(b, torch.tensor([1, 4]), grad)
+    torch.testing.assert_close(b[[1, 4]], q.detach(), rtol=1e-5, atol=1e-6)
+    assert torch.equal(b[[0, 2, 3, 5]], x0[[0, 2, 3, 5]])
+
+
+@pytest.mark.parametrize("gallery", [False, True])
+def test_hyperface_alg2_rows_outside_the_batch_never_move(gallery):
+    s = create_sampler("hyperface-alg2", iterations=40, batch_size=10, progress=False)
+    seen: list = []
+    moved_outside = []
+
+    def hook(it, sub, x):
+        if seen:
+            prev = seen[-1]
+            outside = torch.ones(len(x), dtype=torch.bool)
+            outside[sub] = False
+            moved_outside.append(int((x[outside] != prev[outside]).any(1).sum()))
+            assert int((x[sub] != prev[sub]).any(1).sum()) > 0  # the batch itself does move
+        seen.append(x.clone())
+
+    s.on_step = hook
+    s.sample(50, dim=16, gallery=unit(30, 16, 2) if gallery else None, seed=1)
+    assert len(seen) == 40 and moved_outside == [0] * 39  # exactly equal, bit for bit, at every step
+
+
+def test_hyperface_paper_defaults_and_cosine_regulariser():
+    from synthfr.samplers.hyperface_paper import HyperFacePaperConfig
+
+    c = HyperFacePaperConfig()
+    assert c.iterations == 100000 and c.regularizer == "cosine"  # the paper's 100,000 iterations and distance
+    assert (c.lr, c.lr_decay, c.lr_step, c.alpha) == (0.01, 0.75, 5000, 0.5)
+    s = create_sampler("hyperface-alg1")
+    xb = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    gal = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
+    nn = torch.tensor([2, 0, 0, 1])
+    cos = float((xb[0] * xb[3]).sum() + 0.5 * (1 - (xb * gal[nn]).sum(1)).mean())
+    assert float(s._loss(xb, 0, 3, gal, nn, 0.5)) == pytest.approx(cos, abs=1e-6)
+    e = create_sampler("hyperface-alg1", regularizer="euclidean")
+    euc = float((xb[0] * xb[3]).sum() + 0.5 * (xb - gal[nn]).norm(dim=1).mean())
+    assert float(e._loss(xb, 0, 3, gal, nn, 0.5)) == pytest.approx(euc, abs=1e-6)
+    with pytest.raises(ValueError, match="regularizer"):
+        create_sampler("hyperface-alg1", regularizer="l1", iterations=1, progress=False).sample(5, dim=4)
+
+
+def test_standardize_auto_centres_cap_galleries_only(tmp_path):
+    """ArcFace-like galleries are used as they are (the papers); a dlib-like cap is centred; both are options."""
+    arc = unit(400, 32, 5)                                   # mean cosine ≈ 0: ArcFace-like
+    cap = unit(400, 32, 6) * 0.3 + np.eye(32)[0]             # all faces in a cap around e0: dlib-like
+    cap = (cap / np.linalg.norm(cap, axis=1, keepdims=True)).astype(np.float32)
+    _, st = sample_identities("uniform", 20, gallery=arc, seed=0)
+    assert st["standardize"]["used"] == "none" and st["space"].startswith("identity")
+    assert st["standardize"]["gallery_mean_norm"] < 0.5
+    _, st = sample_identities("uniform", 20, gallery=cap, seed=0)
+    assert st["standardize"]["used"] == "center" and st["standardize"]["gallery_mean_norm"] > 0.9
+    _, st = sample_identities("uniform", 20, gallery=arc, seed=0, standardize="center")
+    assert st["standardize"]["used"] == "center" and st["space"] == "standardised"
+    _, st = sample_identities("uniform", 20, gallery=cap, seed=0, standardize=False)
+    assert st["standardize"]["used"] == "none"
+    with pytest.raises(ValueError, match="auto, center or none"):
+        sample_identities("uniform", 20, gallery=cap, seed=0, standardize="zca")
+    # the paper samplers see the raw ArcFace gallery: their gallery term equals the raw-space cosine
+    x, st = sample_identities("hyperface-alg1", 30, gallery=arc, seed=0, iterations=5, progress=False)
+    assert st["gallery_mean_nn_cos"] == pytest.approx(float(cross_nn(x, arc)[0].mean()), abs=1e-5)
+
+
+def test_vec2face_proposal_pca_needs_a_gallery():
+    gal = unit(300, 16, 3) * np.linspace(0.2, 2.0, 16)
+    _, st = create_sampler("vec2face", proposal="pca", tau=0.9).sample(20, gallery=gal, seed=0)
+    assert st["proposal"] == "pca-gaussian"
+    _, st = create_sampler("vec2face", proposal="isotropic", tau=0.9).sample(20, gallery=gal, seed=0)
+    assert st["proposal"] == "isotropic"
+    with pytest.raises(ValueError, match="needs a gallery"):
+        create_sampler("vec2face", proposal="pca").sample(20, dim=16, seed=0)

@@ -433,6 +433,8 @@ def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> di
             onnx = Path(cfg.generate.weights).expanduser() / "arcface.onnx"
             if onnx.is_file():
                 spec = f"onnx:path={onnx}"
+        if spec == "arcface-r100-glint360k" and cfg.generate.weights:  # Vec2Face: its ArcFace in the same folder
+            spec = f"arcface-r100-glint360k:weights={Path(cfg.generate.weights).expanduser()}"
     name, opts = parse_spec(spec)
     if name not in (None, "any", "test-pattern"):
         from synthfr.face.embedders import REGISTRY as EMBEDDERS

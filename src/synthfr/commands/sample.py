@@ -3,9 +3,11 @@
     synthfr sample hyperface --n 10000 --dim 512 --time-budget 300 --seed 0 --out ids.npy --json stats.json
     synthfr sample vec2face --n 5000 --gallery utkface.npy --tau 0.3 --out ids.npy
 
-With --gallery (real embeddings of the target embedder) the gallery is standardised first (centred on its
-mean and renormalised; --whiten also whitens; --no-standardize skips it). Sampling and every statistic happen
-in that standardised space; OUT holds the vectors mapped back to the embedder's own space (for generators),
+With --gallery (real embeddings of the target embedder), --standardize says whether it is re-centred first:
+auto (default) centres it only when its faces sit in a narrow cap (the mean of the unit embeddings ≥ 0.5 long,
+like dlib's descriptor) and uses ArcFace-like galleries as they are, as the HyperFace and Vec2Face papers do;
+center always centres (synthfr's standardised space); none (= --no-standardize) never does; --whiten also
+whitens. Sampling and every statistic happen in that space; OUT holds the vectors mapped back to the embedder's own space (for generators),
 OUT.std.npy the standardised vectors, OUT.space.json/.npz the standardisation, OUT.config.yaml the resolved
 config and versions, OUT.stats.json the statistics. The JSON holds n, dim, max_cos, mean_nn_cos (exact all-pairs
 check, blockwise; sampled estimate above 250,000 identities or with --no-check), seconds and, with a
@@ -26,7 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dim", type=int, help="embedding dimension (without a gallery)")
     p.add_argument("--gallery", metavar="EMB.npy", help="real embeddings of the target embedder (N×D .npy)")
     p.add_argument("--labels", metavar="L.npy", help="gallery labels (vigface; default EMB.labels.npy if present)")
-    p.add_argument("--no-standardize", action="store_true", help="use the gallery's space as it is (no centring)")
+    p.add_argument("--standardize", choices=("auto", "center", "none"), default="auto",
+                   help="re-centre the gallery: auto (default: only cap-shaped spaces such as dlib's; ArcFace-like "
+                        "galleries are used as they are, as the papers), center, none")
+    p.add_argument("--no-standardize", action="store_true", help="same as --standardize none")
     p.add_argument("--whiten", action="store_true", help="also whiten the gallery space")
     p.add_argument("--space", metavar="SPACE.json", help="reuse a saved standardisation instead of fitting one")
     p.add_argument("--tau", type=float, help="vec2face/uniform: maximal cosine between identities (vec2face 0.3)")
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         opts["progress"] = False
     opts.update(_parse_options(args.option))
     x, st = sample_identities(args.method, args.n, dim=args.dim, gallery=args.gallery, labels=args.labels,
-                              standardize=not args.no_standardize, whiten=args.whiten, space=args.space,
+                              standardize="none" if args.no_standardize else args.standardize, whiten=args.whiten, space=args.space,
                               seed=args.seed, out=args.out, json_path=args.json,
                               check="sampled" if args.no_check else args.check, **opts)
     line = f"{args.method}: {st['n']}×{st['dim']} in {st['seconds']:.1f}s, max_cos {st['max_cos']}"

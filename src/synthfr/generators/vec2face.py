@@ -320,6 +320,10 @@ class Vec2Face(Generator):
             raise ValueError(f"need 0 < mask_ratio_min <= mask_ratio_max <= 1, got {self.mask[:2]}")
         self.input_norm = math.sqrt(self.dim) if input_norm is None else float(input_norm)
         self.checkpoint = ckpt
+        # the identity filter's default embedder: the ArcFace released in the same folder, when present
+        arc = next((p for p in (root / "arcface-r100-glint360k.pth", root / "weights" / "arcface-r100-glint360k.pth")
+                    if p.is_file()), None)
+        self.embedder_spec = f"arcface-r100-glint360k:weights={arc}" if arc is not None else None
 
     def options(self) -> dict[str, Any]:
         lo, hi, mu, sd = self.mask

@@ -12,6 +12,28 @@ __all__ = ["sample_identities", "sample_stats"]
 #: above this many identities the default check is a sampled estimate instead of the exact all-pairs pass
 EXACT_CHECK_MAX = 250_000
 
+#: ``standardize="auto"`` centres a gallery only when the mean of its unit embeddings is at least this long, i.e.
+#: its faces sit in a narrow cap (dlib's descriptor: 0.92; unrelated faces then have mean cosine ≈ 0.85).
+#: ArcFace-like galleries (mean cosine of unrelated faces ≈ 0, mean norm ≈ 0.1–0.3) are used as they are, as
+#: the HyperFace and Vec2Face papers do.
+CAP_MEAN_NORM = 0.5
+
+
+def resolve_standardize(standardize: bool | str, gallery: np.ndarray | None) -> tuple[str, float | None]:
+    """``(mode, gallery mean norm)`` with mode ``center`` or ``none`` for ``standardize`` = ``auto`` | ``center`` |
+    ``none`` (or True/False)."""
+    mode = {True: "center", False: "none"}.get(standardize, standardize) if isinstance(standardize, bool) \
+        else str(standardize).lower()
+    if mode not in ("auto", "center", "none"):
+        raise ValueError(f"standardize must be auto, center or none, got {standardize!r}")
+    if gallery is None:
+        return "none", None
+    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    mnorm = float(np.linalg.norm(g.mean(0)))
+    if mode == "auto":
+        mode = "center" if mnorm >= CAP_MEAN_NORM else "none"
+    return mode, mnorm
+
 
 def sample_stats(x: np.ndarray, gallery: np.ndarray | None = None, check: str = "exact", sample_k: int = 10000,
                  seed: int = 0, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
@@ -50,16 +72,18 @@ def _out_paths(out: str | Path) -> dict[str, Path]:
 
 
 def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: Any = None, labels: Any = None,
-                      standardize: bool = True, whiten: bool = False, space: Any = None, seed: int = 0,
+                      standardize: bool | str = "auto", whiten: bool = False, space: Any = None, seed: int = 0,
                       out: str | Path | None = None, json_path: str | Path | None = None, check: str = "auto",
                       sample_k: int = 10000, **sampler_options: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Sample ``n`` identity vectors with sampler ``method``.
 
-    With a gallery (array or ``.npy`` path of real embeddings of the target embedder) the gallery is first
-    standardised (centred on its mean and renormalised; ``whiten`` also whitens; ``standardize=False`` uses it
-    as it is; ``space`` = an :class:`~synthfr.spaces.EmbeddingSpace` or saved-space path to reuse). Sampling
-    and all statistics happen in the standardised space; the returned vectors are mapped back to the
-    embedder's own space.
+    With a gallery (array or ``.npy`` path of real embeddings of the target embedder), ``standardize`` says
+    whether it is re-centred first: ``center`` (centred on its mean and renormalised), ``none`` (used as it is,
+    as the papers use ArcFace galleries) or ``auto`` (default: ``center`` only when the gallery's faces sit in a
+    narrow cap — mean of the unit embeddings at least ``CAP_MEAN_NORM`` = 0.5 long, like dlib's descriptor —
+    else ``none``; ArcFace-like galleries are therefore not re-centred). ``whiten`` also whitens; ``space`` = an
+    :class:`~synthfr.spaces.EmbeddingSpace` or saved-space path to reuse. Sampling and all statistics happen in
+    that space; the returned vectors are mapped back to the embedder's own space.
 
     Outputs (with ``out=IDS.npy``): ``IDS.npy`` (embedder space, what generators take), ``IDS.std.npy``
     (standardised space, what the statistics describe), ``IDS.space.json`` + ``IDS.space.npz`` (the
@@ -115,10 +139,14 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
         labels = load_labels(labels, n=None if gal is None else len(gal), rows_source=gallery_path)
     if dim is None:
         raise ValueError("give --dim D or --gallery EMB.npy")
+    std_mode, gal_mean_norm = resolve_standardize(standardize, gal)
+    if whiten and gal is not None and str(standardize).lower() == "auto":
+        std_mode = "center"  # whitening is about the gallery's mean
     if space is not None:
         sp = EmbeddingSpace.load(space) if isinstance(space, (str, Path)) else space
-    elif gal is not None and (standardize or whiten):
-        sp = EmbeddingSpace.fit(gal, whiten=whiten, source=gallery_path)
+        std_mode = "space file"
+    elif gal is not None and (std_mode == "center" or whiten):
+        sp = EmbeddingSpace.fit(gal, whiten=whiten, center=std_mode == "center", source=gallery_path)
     else:
         sp = EmbeddingSpace.identity(dim)
     gal_std = sp.to_standard(gal) if gal is not None else None
@@ -133,6 +161,8 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
     stats.update(sample_stats(x_std, gal_std, check=check, sample_k=sample_k, seed=seed,
                               progress=n >= 50000))
     stats["space"] = "standardised" if not sp.is_identity else "identity (no standardisation)"
+    stats["standardize"] = {"requested": str(standardize).lower(), "used": std_mode, "whiten": bool(whiten),
+                            "gallery_mean_norm": gal_mean_norm, "cap_mean_norm": CAP_MEAN_NORM}
     stats["statistics_space"] = "all cosines are measured in the standardised space (IDS.std.npy)"
     if gallery_path:
         stats["gallery"] = gallery_path
@@ -152,7 +182,7 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
         np.save(paths["std"], x_std)
         sp.save(paths["space"])
         write_provenance(paths["ids"].parent, config={"method": method, "n": n, "dim": dim, "gallery": gallery_path,
-                                                      "standardize": standardize, "whiten": whiten,
+                                                      "standardize": std_mode, "whiten": whiten,
                                                       "sampler": st.get("config", {})},
                          seed=seed, name=paths["config"].name)
         stats["outputs"] = {k: str(v) for k, v in paths.items() if k not in ("space",)}

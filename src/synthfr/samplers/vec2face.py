@@ -28,6 +28,9 @@ class Vec2FaceConfig:
     """Torch device of the check ('cuda' on a GPU machine)."""
     max_proposals: int | None = None
     """Give up (with an error) after this many candidates; default 100×n."""
+    proposal: str = "auto"
+    """'pca' (the paper's: the Gaussian of a gallery in its PCA basis; a gallery is required), 'isotropic'
+    (N(0, I), no gallery used) or 'auto' (pca with a gallery, isotropic without)."""
 
 
 @REGISTRY.register("vec2face")
@@ -40,7 +43,12 @@ class Vec2FaceSampler(Sampler):
         cfg = self.config
         gen = torch.Generator().manual_seed(derive_seed(seed, "vec2face"))
         stats: dict[str, Any] = {}
-        if gallery is None:
+        if cfg.proposal not in ("auto", "pca", "isotropic"):
+            raise ValueError(f"vec2face: proposal must be auto, pca or isotropic, got {cfg.proposal!r}")
+        if cfg.proposal == "pca" and gallery is None:
+            raise ValueError("vec2face: proposal=pca (the paper's) needs a gallery of real embeddings of the "
+                             "generator's embedder: pass --gallery EMB.npy (or proposal=isotropic)")
+        if gallery is None or cfg.proposal == "isotropic":
             def propose(m: int) -> torch.Tensor:
                 return torch.randn(m, dim, generator=gen)
             stats["proposal"] = "isotropic"

@@ -15,9 +15,20 @@ id_bound``. It stops as soon as it does; otherwise the vector with the smallest 
 image ever takes more than ``steps`` steps (Vec2Face's loop can run forever); each image's ``params`` record
 the target, the estimates, the identity cosine, the steps taken and ``met``.
 
-Targets per identity: ``targets="20:yaw=60,10:yaw=85"`` gives images 0–19 yaw ±60°, 20–29 yaw ±85° (signs
-alternate with the image index when ``mirror_yaw``), the rest the plain identity vector. Keys: ``yaw``,
-``pitch`` (degrees) and ``quality``.
+Targets per identity: ``targets="20:yaw=60,10:yaw=85"`` (groups separated by ``,`` or ``;`` — use ``;`` inside a
+``--variation`` spec) gives images 0–19 yaw ±60°, 20–29 yaw ±85° (signs alternate with the image index when
+``mirror_yaw``), the rest the start vector. Keys: ``yaw``, ``pitch`` (degrees) and ``quality``.
+``images="20-49"`` chooses which image indices of every identity the groups fill, in order (ranges joined by
+``+``), so Vec2Face's extreme-pose set — 30 of an identity's 50 images replaced by pose-steered ones — is
+``--images-per-id 50 --variation attrop:generator=vec2face,weights=W,start=vec2face-sigma,images=20-49,
+targets=30:yaw=60``: images 0–19 keep their σ-mixture vectors, 20–49 are steered from theirs.
+``start``: the vector every image starts from — ``identity`` (the identity vector) or a registered variation
+(``vec2face-sigma``: the σ-mixture, as the official pose script starts from σ-perturbed vectors), applied with
+its default options in the generator's space.
+
+Embedder of the identity term: ``embedder`` (default: the generator's own, e.g. ``dlib-torch`` for
+``synthfr-small``, ``arcface-r100-glint360k`` for ``vec2face``, whose weights sit in the Vec2Face folder and are
+taken from ``weights`` unless ``embedder_weights`` is given).
 
 Seeds: the optimisation is for the seed the image is generated with. Callers that know the generation seeds
 pass them (``apply_to(..., image_seeds=...)``); otherwise AttrOP uses ``derive_seed(seed, "attrop-image", i, k)``
@@ -77,12 +88,23 @@ class AttrOPConfig:
     """Device of generator, pose estimator and embedder."""
     space: str | None = None
     """Embedding-space file: inputs are standardised vectors (mapped to the generator's space and back)."""
+    embedder: str | None = None
+    """Differentiable embedder of the identity term (None: the generator's own embedder)."""
+    embedder_weights: str | None = None
+    """Weights of that embedder (None: ``weights`` when the embedder takes a weights folder, as Vec2Face's
+    ArcFace does; else its default)."""
+    images: str | None = None
+    """Image indices of every identity the target groups fill, in order: 'A-B' ranges joined by '+', e.g.
+    '20-49' (None: from index 0)."""
+    start: str = "identity"
+    """Start vector of every image: 'identity' or a registered variation name (e.g. 'vec2face-sigma'); images
+    without a target keep it."""
 
 
 def parse_targets(spec: str) -> list[tuple[int, dict[str, float]]]:
     """'20:yaw=60,10:yaw=85:pitch=10' -> [(20, {'yaw': 60}), (10, {'yaw': 85, 'pitch': 10})]."""
     out: list[tuple[int, dict[str, float]]] = []
-    for group in [g.strip() for g in spec.split(",") if g.strip()]:
+    for group in [g.strip() for g in spec.replace(";", ",").split(",") if g.strip()]:
         parts = group.split(":")
         try:
             n = int(parts[0])
@@ -102,6 +124,26 @@ def parse_targets(spec: str) -> list[tuple[int, dict[str, float]]]:
     return out
 
 
+def parse_indices(spec: str | Sequence[int] | None) -> list[int] | None:
+    """'20-49' / '0-9+40-49' / '3' (or a list of ints) -> sorted distinct indices; None stays None."""
+    if spec is None:
+        return None
+    if not isinstance(spec, str):
+        return sorted({int(i) for i in spec})
+    out: set[int] = set()
+    for part in [p.strip() for p in str(spec).replace(";", "+").replace(",", "+").split("+") if p.strip()]:
+        try:
+            a, _, b = part.partition("-")
+            lo, hi = int(a), int(b) if b else int(a)
+        except ValueError:
+            raise ValueError(f"cannot read AttrOP images {spec!r}: write ranges A-B joined by '+', e.g. '20-49'") \
+                from None
+        if lo < 0 or hi < lo:
+            raise ValueError(f"AttrOP images range {part!r} must be A-B with 0 ≤ A ≤ B")
+        out.update(range(lo, hi + 1))
+    return sorted(out)
+
+
 @REGISTRY.register("attrop")
 class AttrOP(Variation):
     """Vec2Face AttrOP, bounded: ≤ N gradient steps per image towards a target yaw/pitch/quality, identity kept."""
@@ -111,6 +153,10 @@ class AttrOP(Variation):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.groups = parse_targets(self.config.targets)
+        self.steered = parse_indices(self.config.images)
+        if self.steered is not None and len(self.steered) < sum(n for n, _ in self.groups):
+            raise ValueError(f"AttrOP: images={self.config.images!r} names {len(self.steered)} indices but targets="
+                             f"{self.config.targets!r} steer {sum(n for n, _ in self.groups)}; make them agree")
         self._components: tuple[Any, Any, Any] | None = None
 
     @classmethod
@@ -126,7 +172,7 @@ class AttrOP(Variation):
     # -- components ----------------------------------------------------------------------------------------
     def components(self) -> tuple[Any, Any, Any]:
         if self._components is None:
-            from synthfr.face.embedders import create_embedder, refuse_judge
+            from synthfr.face.embedders import create_embedder
             from synthfr.face.pose import load_pose_estimator
             from synthfr.generators import create_generator
 
@@ -135,16 +181,45 @@ class AttrOP(Variation):
             if not getattr(gen, "differentiable", False):
                 raise ValueError(f"AttrOP needs a differentiable generator; {self.config.generator!r} is not")
             pose = load_pose_estimator(self.config.pose_weights, device=self.config.device)
-            refuse_judge(gen.embedder, "AttrOP")  # the judge (sface) never steers a condition vector
-            emb = create_embedder(gen.embedder, device=self.config.device)
+            emb = self._embedder(gen, create_embedder)
             self._components = (gen, pose, emb)
         return self._components
 
+    def _embedder(self, gen: Any, create_embedder: Any) -> Any:
+        """The identity term's differentiable embedder (the generator's own unless ``embedder`` is set)."""
+        import inspect
+
+        from synthfr.face.embedders import REGISTRY as EMBEDDERS, refuse_judge
+
+        cfg = self.config
+        name = cfg.embedder or getattr(gen, "embedder", None)
+        if name:
+            refuse_judge(name, "AttrOP")  # the judge (sface) never steers a condition vector
+        if not name or name not in EMBEDDERS:
+            raise ValueError(f"AttrOP: generator {cfg.generator!r} declares embedder {name!r}, which is not registered "
+                             f"(`synthfr list embedders`: {', '.join(EMBEDDERS.list())}); pass embedder=NAME")
+        kw: dict[str, Any] = {"device": cfg.device}
+        cls = EMBEDDERS.get(name)
+        # an embedder released inside the generator's weights folder (Vec2Face's ArcFace) is read from there
+        w = cfg.embedder_weights or (cfg.weights if getattr(cls, "weights_in_generator_folder", False) else None)
+        if w and "weights" in inspect.signature(cls).parameters:
+            kw["weights"] = w
+        emb = create_embedder(name, **kw)
+        if not getattr(emb, "differentiable", False):
+            raise ValueError(f"AttrOP needs a differentiable embedder; {name!r} is not (pass embedder=NAME)")
+        return emb
+
     def target_of(self, k: int) -> dict[str, float] | None:
         """The target of image index ``k`` (None: untouched), with the yaw sign applied."""
+        if self.steered is not None:
+            if k not in self.steered:
+                return None
+            pos = self.steered.index(k)
+        else:
+            pos = k
         start = 0
         for n, kv in self.groups:
-            if start <= k < start + n:
+            if start <= pos < start + n:
                 t = dict(kv)
                 if "yaw" in t and self.config.mirror_yaw and k % 2 == 1:
                     t["yaw"] = -t["yaw"]
@@ -180,12 +255,21 @@ class AttrOP(Variation):
         m = len(ids) * k
         cond = np.repeat(x[ids], k, axis=0).astype(np.float32)
         params: list[dict[str, Any]] = [{} for _ in range(m)]
+        if self.config.start != "identity":
+            from synthfr.variations import create_variation
+
+            if self.config.start == self.registry_name:
+                raise ValueError("AttrOP: start must be 'identity' or another variation, not attrop itself")
+            res = create_variation(self.config.start).apply_to(x, ids, k, derive_seed(seed, "attrop-start"))
+            cond = np.asarray(res.conditions, dtype=np.float32).copy()
+            params = [{"start": self.config.start, **{f"start_{a}": b for a, b in (p or {}).items()}}
+                      for p in res.params]
         jobs: list[tuple[int, int, int, dict[str, float]]] = []  # (row, identity, seed, target)
         for r in range(m):
             i, kk = int(ids[r // k]), r % k
             t = self.target_of(kk)
             s = int(image_seeds[r // k, kk]) if image_seeds is not None else derive_seed(seed, "attrop-image", i, kk)
-            params[r] = {"image_seed": s}
+            params[r]["image_seed"] = s
             if t is not None:
                 jobs.append((r, i, s, t))
         bs = max(1, int(self.config.batch_size))
@@ -195,7 +279,7 @@ class AttrOP(Variation):
             # the same batch shape, so an image's result does not depend on which others share its chunk
             pad = chunk + [chunk[0]] * (bs - len(chunk))
             vecs, recs = self.optimise(np.stack([x[i] for _, i, _, _ in pad]), [s for _, _, s, _ in pad],
-                                       [t for _, _, _, t in pad])
+                                       [t for _, _, _, t in pad], start=np.stack([cond[r] for r, _, _, _ in pad]))
             for (r, _, _, _), v, rec in zip(chunk, vecs, recs):
                 cond[r] = v
                 params[r].update(rec)
@@ -212,9 +296,10 @@ class AttrOP(Variation):
         rows = np.arange(len(identity_vectors)) if rows is None else np.asarray(rows, dtype=np.int64)
         return self.apply_to(identity_vectors, rows, images_per_id, seed, image_seeds=image_seeds)
 
-    def optimise(self, identity: np.ndarray, seeds: Sequence[int], targets: Sequence[dict[str, float]]
-                 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """Bounded AttrOP on a batch: returns the chosen vectors and one record per image."""
+    def optimise(self, identity: np.ndarray, seeds: Sequence[int], targets: Sequence[dict[str, float]],
+                 start: np.ndarray | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Bounded AttrOP on a batch: returns the chosen vectors and one record per image. ``start`` (default the
+        identity vectors) is where each image's vector starts; the identity term is always to ``identity``."""
         import torch
         import torch.nn.functional as F
 
@@ -232,7 +317,7 @@ class AttrOP(Variation):
         ty, hy = col("yaw")
         tp, hp = col("pitch")
         tq, hq = col("quality")
-        c = xi.clone()
+        c = xi.clone() if start is None else F.normalize(torch.as_tensor(start, dtype=torch.float32, device=dev), dim=1)
         best = c.clone()
         best_score = torch.full((b,), float("inf"), device=dev)
         best_rec: list[dict[str, Any]] = [{} for _ in range(b)]
