@@ -154,6 +154,11 @@ def run_eval(embedder: Any = None, checkpoint: str | os.PathLike | None = None,
 
     if not benchmarks:
         raise ValueError("no benchmark given: pass --benchmark PATH (an insightface .bin or an LFW-style folder)")
+    from synthfr.utils.validate import check_device, check_range
+
+    check_range("--batch-size", batch_size, 1, integer=True)
+    if isinstance(device, str):
+        check_device(device)  # before the benchmarks are read
     loaded = [b if isinstance(b, Benchmark) else load_benchmark(b, align=align, pairs=pairs)
               for b in benchmarks]
     model = resolve_embedder(embedder, checkpoint, device=device)

@@ -102,6 +102,10 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
     check_range("--alpha", sampler_options.get("alpha"), 0.0)
     check_range("--batch-size", sampler_options.get("batch_size"), 1, integer=True)
     check_range("--iterations", sampler_options.get("iterations"), 0, integer=True)
+    if isinstance(sampler_options.get("device"), str):
+        from synthfr.utils.validate import check_device
+
+        check_device(sampler_options["device"])
     if out is not None and Path(out).is_dir():
         from synthfr.errors import UsageError
 
@@ -172,6 +176,10 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
         if k in st:
             stats[k] = st[k]
     x = sp.from_standard(x_std)
+    from synthfr.utils.validate import check_vectors
+
+    # a sampler must never write NaN or zero identities (a degenerate gallery or space would give them)
+    check_vectors(x, f"the {method} sampler's output", what="identity vectors")
     if out is not None:
         from synthfr.utils.io import write_json
         from synthfr.utils.provenance import write_provenance
