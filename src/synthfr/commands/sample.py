@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         opts["progress"] = False
     opts.update(_parse_options(args.option))
     x, st = sample_identities(args.method, args.n, dim=args.dim, gallery=args.gallery, labels=args.labels,
-                              standardize="none" if args.no_standardize else args.standardize, whiten=args.whiten, space=args.space,
+                              standardize="none" if args.no_standardize else args.standardize,
+                              whiten=args.whiten, space=args.space,
                               seed=args.seed, out=args.out, json_path=args.json,
                               check="sampled" if args.no_check else args.check, **opts)
     line = f"{args.method}: {st['n']}×{st['dim']} in {st['seconds']:.1f}s, max_cos {st['max_cos']}"
