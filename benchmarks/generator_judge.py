@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     res["sface_lfw_threshold"], res["sface_lfw_best_accuracy"] = thr, acc
     pick = np.arange(0, len(raw), 12)[:args.n]
     src = np.stack([decode_image(raw[i]) for i in pick])
-    cond_path = work / "cond.npy"
+    cond_path = work / f"cond_lfw{len(pick)}.npy"
     if not cond_path.is_file():
         np.save(cond_path, _embed("dlib-torch", src).astype(np.float32))
     src_sf, src_dl = e_lfw[pick], np.load(cond_path)
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
 
     for spec in args.generators:
         name = spec.replace(":", "_").replace("=", "-")
-        out = work / f"ds_{name}"
+        out = work / f"ds{len(pick)}_{name}"
         if not (out / "manifest.jsonl").is_file():
             _cli("generate", "--identities", str(cond_path), "--images-per-id", "4", "--seed", "3", "--generator",
                  spec, "--out", str(out), "--no-progress")
@@ -201,11 +201,11 @@ def control(spec: str, cond_path: Path, work: Path, src_sf: np.ndarray, thr: flo
 
     out: dict = {}
     c = np.load(cond_path)[:n]
-    sub = work / f"cond{n}.npy"
+    sub = work / f"cond_ctl{n}.npy"
     np.save(sub, c)
     sep = "," if ":" in spec else ":"
     for tag, extra, k in (("yaw30", "yaw=30", 1), ("pose_only", "vary=pose", 4), ("light_only", "vary=illumination", 4)):
-        d = work / f"ctl_{tag}_{spec.replace(':', '_').replace('=', '-')}"
+        d = work / f"ctl{n}_{tag}_{spec.replace(':', '_').replace('=', '-')}"
         if not (d / "manifest.jsonl").is_file():
             _cli("generate", "--identities", str(sub), "--images-per-id", str(k), "--seed", "3", "--generator",
                  spec + sep + extra, "--out", str(d), "--no-progress")
