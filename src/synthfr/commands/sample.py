@@ -50,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                            "10,000 random rows against all (scalable mode)")
     p.add_argument("--check", choices=("auto", "exact", "sampled", "none"), default="auto",
                    help="auto: exact all pairs up to 250,000 identities, else sampled (10,000 rows vs all)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -68,6 +69,10 @@ def _parse_options(items: list[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     from synthfr.samplers import sample_identities
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     opts = {"tau": args.tau, "alpha": args.alpha, "time_budget": args.time_budget, "iterations": args.iterations,
             "batch_size": args.batch_size, "init": args.init, "device": args.device}
     opts = {k: v for k, v in opts.items() if v is not None}

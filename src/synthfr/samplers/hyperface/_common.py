@@ -1,0 +1,137 @@
+"""Pieces shared by the packer's modes: precision, trust region, gallery pull, initial points, budget, progress."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from synthfr.samplers._geometry import nearest_rows, normalize
+from synthfr.utils.seeds import derive_seed
+
+
+def low_dtype(cfg_dtype: str, x: torch.Tensor) -> torch.dtype:
+    """Precision of the Gram products that *pick* pairs ('auto': bfloat16 on CUDA, and on CPU for D ≥ 256, where
+    AVX-512-bf16 makes it about 2.4x faster than float32; float32 otherwise). Reported maxima are float32."""
+    if cfg_dtype == "auto":
+        if x.device.type == "cuda" or (x.device.type == "cpu" and x.shape[1] >= 256):
+            return torch.bfloat16
+        return torch.float32
+    if cfg_dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"gram_dtype must be 'auto', 'float32' or 'bfloat16', got {cfg_dtype!r}")
+    return getattr(torch, cfg_dtype)
+
+
+def clip_rows(v: torch.Tensor, max_norm: float) -> torch.Tensor:
+    n = v.norm(dim=1, keepdim=True)
+    return v * (max_norm / n.clamp_min(max_norm))
+
+
+def nearest_gallery(x: torch.Tensor, gal: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    return nearest_rows(x, gal, chunk)[1]
+
+
+def pull(x: torch.Tensor, target: torch.Tensor, eps: float = 0.05) -> torch.Tensor:
+    """Gradient of the (smoothed) Euclidean distance sqrt(||x - g||² + eps²) with respect to x: a unit vector
+    away from g far from it, fading to 0 at g (no oscillation around the target)."""
+    d = x - target
+    return d / (d.pow(2).sum(1, keepdim=True) + eps * eps).sqrt()
+
+
+def init_points(n: int, dim: int, gallery: torch.Tensor | None, seed: int, init: str, device
+                ) -> tuple[torch.Tensor, str]:
+    """Starting points for the HyperFace family ('auto', 'gallery', 'random', 'code')."""
+    from synthfr.samplers._codes import gold_code
+
+    if init == "auto":
+        init = "gallery" if gallery is not None else "random"
+    gen = torch.Generator().manual_seed(derive_seed(seed, "hyperface-init"))
+    if init == "gallery":
+        if gallery is None:
+            raise ValueError("init='gallery' needs a gallery (--gallery EMB.npy)")
+        g = gallery.cpu()
+        idx = torch.randperm(g.shape[0], generator=gen)[:n]
+        if n > g.shape[0]:
+            idx = torch.cat([idx, torch.randint(g.shape[0], (n - g.shape[0],), generator=gen)])
+        noise = torch.randn(n, dim, generator=gen) / math.sqrt(dim)
+        noise[: g.shape[0]] *= 1e-3  # distinct gallery points: a tiny jitter; repeated ones (n > G): a real spread
+        noise[g.shape[0]:] *= 0.1
+        x = g[idx] + noise
+    elif init == "random":
+        # generated in row blocks (same numbers as one call) so that 10^6 × 512 never needs a second full copy
+        x = torch.empty(n, dim)
+        for a in range(0, n, 1 << 16):
+            blk = torch.randn(min(1 << 16, n - a), dim, generator=gen)
+            x[a:a + len(blk)] = normalize(blk)
+        return x.to(device), init
+    elif init == "code":
+        x = gold_code(n, dim, derive_seed(seed, "hyperface-code"))
+    else:
+        raise ValueError(f"init must be 'auto', 'gallery', 'random' or 'code', got {init!r}")
+    return normalize(x.float()).to(device), init
+
+
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+
+
+class Budget:
+    """Fraction of the budget spent (time and/or iterations) and seconds left, on the ``clock`` ('wall': elapsed
+    seconds; 'process': CPU seconds of this process, all threads, so that a run on a shared machine gets the same
+    work whatever else runs beside it)."""
+
+    def __init__(self, time_budget: float | None, iterations: int | None, clock: str = "wall"):
+        if not time_budget and not iterations:
+            raise ValueError("give hyperface a --time-budget or --iterations")
+        if clock not in CLOCKS:
+            raise ValueError(f"clock must be 'wall' or 'process', got {clock!r}")
+        self.time_budget, self.iterations = time_budget, iterations
+        self.now = CLOCKS[clock]
+        self.t0 = self.now()
+
+    def elapsed(self) -> float:
+        return self.now() - self.t0
+
+    def fraction(self, it: int) -> float:
+        fr = 0.0
+        if self.time_budget:
+            fr = max(fr, self.elapsed() / self.time_budget)
+        if self.iterations:
+            fr = max(fr, it / self.iterations)
+        return fr
+
+    def left(self) -> float:
+        return (self.time_budget - self.elapsed()) if self.time_budget else float("inf")
+
+
+class Bar:
+    """A tqdm bar in per cent of the budget (or nothing when progress is off)."""
+
+    def __init__(self, on: bool, desc: str):
+        self.bar = None
+        if on:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=100, desc=desc, unit="%")
+
+    def show(self, fr: float, **post: Any) -> None:
+        if self.bar is not None:
+            self.bar.n = min(100, int(fr * 100))
+            self.bar.set_postfix(**post)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@torch.no_grad()
+def max_cos(x: torch.Tensor, chunk: int) -> float:
+    """Exact float32 maximum cosine of two distinct rows (row chunks against all rows)."""
+    m = -2.0
+    for a in range(0, x.shape[0], chunk):
+        G = x[a:a + chunk] @ x.T
+        r = torch.arange(G.shape[0], device=x.device)
+        G[r, r + a] = -2.0
+        m = max(m, float(G.max()))
+    return m

@@ -1,0 +1,210 @@
+"""Pairs mode: exact neighbour lists (Verlet lists), and the hinge optimiser on a list that the LSH mode shares."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from synthfr.samplers.hyperface._common import Bar, Budget, low_dtype, nearest_gallery, pull
+from synthfr.utils.seeds import derive_seed
+
+#: pairs per gather/scatter chunk: memory ~ PAIR_CHUNK × D floats whatever the list size
+PAIR_CHUNK = 1 << 16
+
+
+@torch.no_grad()
+def collect_pairs(x: torch.Tensor, t: float, dtype: torch.dtype, rows: int = 4096, cols: int = 32768,
+                  cap: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """Every pair ``i < j`` with cosine above ``t`` (one blockwise pass over the upper triangle, in ``dtype``),
+    the largest cosine seen and the threshold finally used. With ``cap``, whenever more than ``cap`` pairs have
+    been found the threshold rises to keep the highest ``cap // 2`` (pairs already dropped are below it), so
+    memory stays bounded: one ``rows × cols`` block plus at most ``cap`` pairs."""
+    n = x.shape[0]
+    xl = x.to(dtype) if dtype != x.dtype else x
+    fi, fj, fv = [], [], []
+    count = 0
+    m = -2.0
+    for a in range(0, n, rows):
+        xa = xl[a:a + rows]
+        for b in range(a, n, cols):
+            G = xa @ xl[b:b + cols].T
+            if b == a:  # the block holding the diagonal: keep j > i only
+                ii = torch.arange(G.shape[0], device=x.device).unsqueeze(1)
+                jj = torch.arange(G.shape[1], device=x.device).unsqueeze(0)
+                G.masked_fill_(jj <= ii, -2.0)
+            m = max(m, float(G.max()))
+            nz = (G > t).nonzero()
+            if len(nz):
+                fi.append(nz[:, 0] + a)
+                fj.append(nz[:, 1] + b)
+                fv.append(G[nz[:, 0], nz[:, 1]].float())
+                count += len(nz)
+            if cap is not None and count > cap:
+                i, j, v = torch.cat(fi), torch.cat(fj), torch.cat(fv)
+                top = torch.topk(v, cap // 2)
+                t = float(top.values[-1])
+                keep = v > t
+                fi, fj, fv = [i[keep]], [j[keep]], [v[keep]]
+                count = int(keep.sum())
+    if not fi:
+        e = torch.empty(0, dtype=torch.long, device=x.device)
+        return e, e, m, t
+    return torch.cat(fi), torch.cat(fj), m, t
+
+
+@torch.no_grad()
+def pair_cos(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, chunk: int = PAIR_CHUNK) -> torch.Tensor:
+    """float32 cosines of the listed pairs (chunked gathers: bounded memory)."""
+    out = torch.empty(len(i), device=x.device)
+    for a in range(0, len(i), chunk):
+        out[a:a + chunk] = (x[i[a:a + chunk]] * x[j[a:a + chunk]]).sum(1)
+    return out
+
+
+@torch.no_grad()
+def hinge_steps(cfg, x: torch.Tensor, pi: torch.Tensor, pj: torch.Tensor, *, floor: float, max_steps: int,
+                gap_at: Callable[[int], float], stop: Callable[[int], bool], steps: int,
+                gal: torch.Tensor | None = None, nn_idx: torch.Tensor | None = None, alpha: float = 0.0,
+                max_step: float | None = None, on_step: Callable[[int, float], None] | None = None
+                ) -> tuple[int, float]:
+    """Up to ``max_steps`` ratcheting-hinge steps on the listed pairs only, **in place** on ``x``.
+
+    Each step: float32 cosines of the listed pairs, ``δ = max(list max − gap, floor)``, weights ``cos − δ`` on the
+    pairs above δ, repulsion by gathers and scatter-adds (chunked), gallery pull (with ``alpha``; every point),
+    tangent heavy-ball step (momentum belongs to this list) with a trust region, renormalisation. Only the points
+    that appear in the list move (without a regulariser), so the work and memory are those of the list's points,
+    not of all N. Stops when ``stop(steps)`` says so or the list's maximum has come within a tenth of a gap of
+    the floor (the list is done: the caller re-lists). Returns ``(steps, last list maximum)``.
+    """
+    if len(pi) == 0:
+        return steps, -2.0
+    n = x.shape[0]
+    if gal is not None and alpha > 0:
+        u = None  # every point is pulled towards the gallery: all rows take part
+        xu, li, lj = x, pi, pj
+    else:
+        u, inv = torch.unique(torch.cat([pi, pj]), return_inverse=True)
+        li, lj = inv[: len(pi)], inv[len(pi):]
+        xu = x[u]
+    # three buffers of the moving rows (points, momentum, gradient/step), updated in place: memory 3 × |rows| × D
+    v = torch.zeros_like(xu)
+    g = torch.empty_like(xu)
+    trust = cfg.pairs_max_step if max_step is None else max_step
+    m = -2.0
+    for _ in range(max_steps):
+        if stop(steps):
+            break
+        c = pair_cos(xu, li, lj)
+        m = float(c.max())
+        gap = gap_at(steps)
+        delta = max(m - gap, floor)
+        if m <= floor + 0.1 * gap:
+            break
+        w = c.sub_(delta).clamp_(min=0.0)
+        act = w > 0
+        ai, aj, aw = li[act], lj[act], w[act].unsqueeze(1)
+        g.zero_()
+        for a in range(0, len(ai), PAIR_CHUNK):
+            ci, cj, cw = ai[a:a + PAIR_CHUNK], aj[a:a + PAIR_CHUNK], aw[a:a + PAIR_CHUNK]
+            g.index_add_(0, ci, cw * xu[cj])
+            g.index_add_(0, cj, cw * xu[ci])
+        if nn_idx is not None:
+            g += (alpha * float(aw.sum()) / n) * pull(xu, gal[nn_idx])
+        _tangent_(g, xu)
+        v.mul_(cfg.momentum).add_(g)
+        torch.mul(v, cfg.lr, out=g)  # g now holds the step, clipped to the trust region
+        g.mul_(trust / g.norm(dim=1, keepdim=True).clamp_min(trust))
+        xu.sub_(g)
+        xu.div_(xu.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        _tangent_(v, xu)
+        steps += 1
+        if on_step is not None:
+            on_step(steps, m)
+    if u is not None:
+        x[u] = xu
+    return steps, m
+
+
+def _tangent_(g: torch.Tensor, x: torch.Tensor, chunk: int = PAIR_CHUNK) -> None:
+    """In place: ``g ← g − (g·x) x`` per row (the tangent projection), in row chunks (no full-size temporary)."""
+    for a in range(0, len(g), chunk):
+        gc, xc = g[a:a + chunk], x[a:a + chunk]
+        gc.addcmul_(xc, (gc * xc).sum(1, keepdim=True), value=-1.0)
+
+
+def run_pairs(cfg, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed: int, *,
+              time_budget: float | None = -1.0, iterations: int | None = -1, gap: float | None = None,
+              desc: str = "hyperface (neighbour lists)"):
+    """Neighbour-list mode (dense_max < N ≤ pairs_max; also the dense mode's final polish), the Verlet lists of
+    molecular dynamics: an exact blockwise pass lists every pair above a threshold below the maximum (the first
+    threshold from a sample of random pairs so that about ``list_pairs × N`` pairs are listed; later ones as deep
+    below the latest maximum as the previous list reached; at most ``2 × list_pairs × N`` pairs are kept), then
+    up to ``list_steps`` cheap hinge steps run on the listed pairs only (gathers and scatter-adds instead of N²
+    products), never pushing below a floor a quarter of the list's depth above its threshold. The next pass
+    re-lists and measures the true maximum; the best measured iterate is returned (the last one with a gallery
+    regulariser), and a final pass always fits inside the time budget.
+
+    ``time_budget``/``iterations``/``gap`` override the config's (−1: the config's)."""
+    n = x.shape[0]
+    budget = Budget(cfg.time_budget if time_budget == -1.0 else time_budget,
+                    cfg.iterations if iterations == -1 else iterations, cfg.clock)
+    gap0 = cfg.gap if gap is None else gap
+    low = low_dtype(cfg.gram_dtype, x)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "hyperface-pairs"))
+    # first list threshold: the quantile of random pairs' cosines that leaves ~list_pairs × N pairs above it
+    k = 1_000_000
+    ri = torch.randint(n, (k,), generator=gen).to(x.device)
+    rj = torch.randint(n, (k,), generator=gen).to(x.device)
+    keep = ri != rj
+    c_rand = pair_cos(x, ri[keep], rj[keep])
+    frac = min(1.0, cfg.list_pairs * n / (n * (n - 1) / 2))
+    t_list = float(torch.quantile(c_rand, 1.0 - frac)) if frac < 1 else -1.0
+    x = x.clone()
+    best_m, best_x = 2.0, x.clone()
+    start_max = None
+    steps = passes = 0
+    pass_s = 0.0
+    history = []
+    nn_idx = None
+    bar = Bar(cfg.progress, desc)
+
+    def gap_at(s: int) -> float:
+        fr = budget.fraction(s)
+        return gap0 * (1.0 - fr) + cfg.final_gap * fr
+
+    def stop(s: int) -> bool:
+        return budget.fraction(s) >= 1.0 or budget.left() < 1.2 * pass_s + 1.0
+
+    def on_step(s: int, m: float) -> None:
+        bar.show(budget.fraction(s), list_max=f"{m:.4f}", best=f"{best_m:.4f}", pairs=len(pi))
+
+    while True:
+        tp = budget.elapsed()
+        target = int(cfg.list_pairs * n)
+        pi, pj, m_pass, t_list = collect_pairs(x, t_list, low, cap=2 * target)
+        pass_s = budget.elapsed() - tp
+        passes += 1
+        start_max = m_pass if start_max is None else start_max
+        if m_pass < best_m:
+            best_m, best_x = m_pass, x.clone()
+        history.append([round(budget.elapsed(), 2), steps, m_pass, int(len(pi))])
+        depth = max(m_pass - t_list, 1e-3)
+        # the hinge never reaches below a quarter of the list's depth above its threshold: an unlisted pair
+        # (below t_list at listing time) would have to gain that much to matter, which small steps in D
+        # dimensions (moves mostly orthogonal to any other point) rarely do; the next pass catches any
+        floor = t_list + 0.25 * (m_pass - t_list)
+        if gal is not None and alpha > 0:
+            nn_idx = nearest_gallery(x, gal)
+        if budget.fraction(steps) >= 1.0 or budget.left() < 1.5 * pass_s + 1.0:
+            break
+        steps_before = steps
+        steps, m_last = hinge_steps(cfg, x, pi, pj, floor=floor, max_steps=cfg.list_steps, gap_at=gap_at, stop=stop,
+                               steps=steps, gal=gal, nn_idx=nn_idx, alpha=alpha, on_step=on_step)
+        # the next list reaches as deep below the latest (listed) maximum as this one did below its pass's
+        # maximum, deeper if this list gave no step (the pass's cap keeps the size bounded either way)
+        t_list = (m_last if m_last > -2.0 else m_pass) - depth * (2.0 if steps == steps_before else 1.0)
+    if nn_idx is not None:  # with a regulariser: the last measured iterate (joint objective)
+        best_x = x
+    bar.close()
+    return best_x, {"mode": "pairs", "steps": steps, "passes": passes, "start_max_cos": start_max,
+                    "pass_seconds": pass_s, "history": history, "optim_seconds": budget.elapsed()}
