@@ -139,7 +139,13 @@ def test_generate_with_attrop_writes_the_optimised_image(tiny_gen_dir, tmp_path,
     from synthfr.generators import create_generator
     from synthfr.variations import create_variation
 
+    from synthfr.spaces import EmbeddingSpace
+
     np.save(tmp_path / "ids.npy", _ids(2, seed=3))
+    # identities from `synthfr sample` carry a (here: centred) standardisation; AttrOP must still steer the
+    # generator's own input, not the standardised vectors
+    cap = _ids(50, seed=8) * 0.3 + np.eye(128, dtype=np.float32)[0]
+    EmbeddingSpace.fit(cap).save(tmp_path / "ids.npy")
     spec = f"attrop:generator=synthfr-small,weights={tiny_gen_dir},targets=2:yaw=30,steps=2,batch_size=2"
     cfg = GenerateConfig(identities=str(tmp_path / "ids.npy"), out=str(tmp_path / "ds"), images_per_id=3,
                          generator="synthfr-small", weights=str(tiny_gen_dir), variation=spec, seed=5,

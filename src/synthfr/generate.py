@@ -163,12 +163,14 @@ class _Variation:
             # variations that optimise for the rendering seed (AttrOP) get the seeds the images are drawn with
             kw["image_seeds"] = np.array([[image_seed(self.global_seed, r, k) for k in range(self.k)] for r in rows],
                                          dtype=np.int64).reshape(len(rows), self.k)
-        res = self.obj.apply_to(self.std, rows, self.k, self.seed, **kw)
+        # variations that steer the generator's own input (AttrOP) work in its space, not the standardised one
+        own = bool(getattr(self.obj, "generator_space", False))
+        res = self.obj.apply_to(self.ids if own else self.std, rows, self.k, self.seed, **kw)
         expect_i, expect_k = np.repeat(rows, self.k), np.tile(np.arange(self.k), len(rows))
         if not (np.array_equal(np.asarray(res.identity), expect_i) and np.array_equal(np.asarray(res.index), expect_k)):
             raise RuntimeError(f"variation {self.name!r} returned images out of (identity, index) order")
         cond = np.asarray(res.conditions, dtype=np.float32)
-        if self.space is not None:
+        if self.space is not None and not own:
             cond = np.asarray(self.space.from_standard(cond), dtype=np.float32)
         soft = [None if sl is None else [int(sl[0]), int(sl[1]), float(sl[2])] for sl in res.soft_label] \
             if res.soft_label else [None] * n

@@ -33,8 +33,10 @@ taken from ``weights`` unless ``embedder_weights`` is given).
 Seeds: the optimisation is for the seed the image is generated with. Callers that know the generation seeds
 pass them (``apply_to(..., image_seeds=...)``); otherwise AttrOP uses ``derive_seed(seed, "attrop-image", i, k)``
 and records it as ``params["image_seed"]`` — generate the image with that seed to get the optimised pose.
-AttrOP works in the generator's own embedding space; with ``space=FILE`` (an embedding-space file) it maps
-standardised inputs there and its outputs back.
+AttrOP works in the generator's own embedding space (``synthfr generate`` hands it the identity vectors in that
+space even when the identity file carries a standardisation, and renders its vectors unchanged); with
+``space=FILE`` (an embedding-space file), for direct API use, it maps standardised inputs there and its outputs
+back.
 """
 from __future__ import annotations
 
@@ -149,6 +151,9 @@ class AttrOP(Variation):
     """Vec2Face AttrOP, bounded: ≤ N gradient steps per image towards a target yaw/pitch/quality, identity kept."""
 
     Config = AttrOPConfig
+    #: `synthfr generate` hands AttrOP the identity vectors in the generator's own space (not standardised) and
+    #: renders its vectors as they are, so the image written is the image optimised
+    generator_space = True
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
