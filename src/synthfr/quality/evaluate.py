@@ -14,7 +14,8 @@ import numpy as np
 
 __all__ = ["evaluate_quality", "quality_from_dataset", "load_embeddings", "DEFAULT_METRICS"]
 
-DEFAULT_METRICS = ("separability", "noise", "consistency", "verification", "leakage")
+DEFAULT_METRICS = ("separability", "noise", "consistency", "verification", "leakage", "face_quality", "frechet",
+                   "prdc", "identity_map", "worst_identities")
 
 
 def load_embeddings(path: str | Path, labels: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -57,6 +58,17 @@ def evaluate_quality(embeddings: np.ndarray, labels: np.ndarray, *, reference: n
 
     e = check_vectors(embeddings, "the embeddings", what="embeddings")  # finite, non-zero rows, N >= 1
     lab = check_labels(labels, "the labels", n=len(e), rows_source="the embeddings")
+    raw = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    raw_ref = None
+    if reference is not None:
+        from synthfr.errors import InputError
+
+        raw_ref = np.asarray(reference, dtype=np.float32)
+        if raw_ref.ndim != 2 or raw_ref.shape[1] != e.shape[1]:
+            dim = f"{raw_ref.shape[1]}-D" if raw_ref.ndim == 2 else f"of shape {raw_ref.shape}"
+            raise InputError(f"reference embeddings are {dim} but the dataset's are {e.shape[1]}-D; embed both "
+                             "with the same network (--embedder)")
+        raw_ref = raw_ref / np.maximum(np.linalg.norm(raw_ref, axis=1, keepdims=True), 1e-12)
     if isinstance(space, (str, Path)) and str(space) not in ("fit", "none"):
         space = EmbeddingSpace.load(space)
     if space == "fit":
@@ -75,10 +87,12 @@ def evaluate_quality(embeddings: np.ndarray, labels: np.ndarray, *, reference: n
     for name in metrics or DEFAULT_METRICS:
         fn = REGISTRY.get(name)
         kw = dict(opts.get(name, {}))
-        if name == "leakage":
-            kw.update(reference=reference, reference_labels=reference_labels)
+        # distribution metrics (Fréchet, PRDC) use the network's own unit vectors, so that datasets measured
+        # against one reference are comparable (a fitted space would differ per dataset)
+        on_raw = getattr(fn, "raw_space", False)
+        kw.update(reference=raw_ref if on_raw else reference, reference_labels=reference_labels)
         t0 = time.perf_counter()
-        out[name] = fn(e, lab, **kw)
+        out[name] = fn(raw if on_raw else e, lab, **kw)
         timings[name] = time.perf_counter() - t0
     out["seconds"] = timings
     if clean_out is not None and isinstance(out.get("leakage"), dict) and "leaked_identities" in out["leakage"]:
