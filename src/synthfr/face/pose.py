@@ -66,6 +66,15 @@ def landmark_pose(points68: np.ndarray, size: float) -> tuple[float, float, floa
     if not ok:
         return float("nan"), float("nan"), float("nan")
     r, _ = cv2.Rodrigues(rvec)
+    if abs(np.degrees(np.arctan2(r[1, 0], r[0, 0]))) > 90:
+        # the solver fell into the mirrored solution (roll near ±180°; ~20 % of aligned CelebA faces): start again
+        # from an upright face in front of the camera, which converges to the real pose
+        ok, rvec, _ = cv2.solvePnP(obj, pts, cam, np.zeros(4), rvec=np.zeros((3, 1)),
+                                   tvec=np.array([[0.0], [0.0], [1500.0]]), useExtrinsicGuess=True,
+                                   flags=cv2.SOLVEPNP_ITERATIVE)
+        if not ok:
+            return float("nan"), float("nan"), float("nan")
+        r, _ = cv2.Rodrigues(rvec)
     # R maps face coordinates to camera coordinates; decompose as R = Rz(roll) Ry(yaw) Rx(pitch)
     yaw = np.degrees(np.arcsin(-np.clip(r[2, 0], -1, 1)))
     pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
