@@ -16,6 +16,10 @@ __all__ = ["evaluate_quality", "quality_from_dataset", "load_embeddings", "DEFAU
 
 DEFAULT_METRICS = ("separability", "noise", "consistency", "verification", "leakage", "face_quality", "frechet",
                    "prdc", "identity_map", "worst_identities")
+#: what the judge networks measure beside the primary one (identity figures and the distribution metrics)
+JUDGE_METRICS = ("separability", "consistency", "verification", "leakage", "face_quality", "frechet", "prdc")
+#: the identity figures also measured on a labelled reference, as a real-data baseline
+REFERENCE_METRICS = ("separability", "consistency", "verification", "face_quality")
 
 
 def load_embeddings(path: str | Path, labels: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -107,62 +111,146 @@ def evaluate_quality(embeddings: np.ndarray, labels: np.ndarray, *, reference: n
     return out
 
 
-def quality_from_dataset(dataset: str | Path | None = None, *, embedder: str | None = None,
+def quality_from_dataset(dataset: str | Path | None = None, *, embedder: Any = None, judges: Any = "auto",
                          embeddings: str | Path | None = None, labels: str | Path | None = None,
                          embeddings_out: str | Path | None = None, reference: str | Path | None = None,
                          reference_labels: str | Path | None = None, leak_threshold: float = 0.5, top_k: int = 20,
                          clean_out: str | Path | None = None, space: Any = "fit",
-                         metrics: Sequence[str] | str | None = None, max_pairs: int = 200000,
-                         device: str | None = "auto", seed: int = 0, progress: bool = True,
+                         metrics: Sequence[str] | str | None = None, max_pairs: int = 200000, prdc_k: int = 5,
+                         attributes: bool = True, attribute_images: int = 2000, device: str | None = "auto",
+                         seed: int = 0, progress: bool = True,
                          options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Dataset quality from files (``synthfr quality`` without the JSON/HTML writing).
 
     Give either ``dataset`` (an image folder ``<identity>/<image>``) with ``embedder`` (a registered embedder
-    spec, see ``synthfr list embedder``), or ``embeddings`` (``E.npy``, N×D) with ``labels`` (``L.npy``;
-    default ``E.labels.npy`` beside it).
+    spec, see ``synthfr list embedder``, or an embedder object), or ``embeddings`` (``E.npy``, N×D) with
+    ``labels`` (``L.npy``; default ``E.labels.npy`` beside it).
 
     Args:
-        embeddings_out: where the folder's embeddings are written (default ``./quality_embeddings.npy``).
-        reference, reference_labels: reference embeddings (``R.npy``) and optional labels for the leakage check.
+        judges: more networks measuring the same folder, side by side with ``embedder`` (identity metrics,
+            Fréchet distance, PRDC, face quality): ``"auto"`` (default: ``dlib-torch`` and ``sface`` when ``sface``
+            is registered), ``"none"``, or names/objects (see :func:`synthfr.quality.networks.resolve_networks`).
+            Needs ``dataset``.
+        embeddings_out: where the folder's embeddings are written (default ``./quality_embeddings.npy``; the
+            judges' and the reference's beside it as ``quality_embeddings[.reference].NAME.npy``).
+        reference: real faces to compare with: an image folder (``<identity>/<image>`` or flat; embedded with
+            every network, needs ``dataset``) or embeddings ``R.npy`` of ``embedder``'s space (then only that
+            space is compared). Used by leakage, Fréchet distance, PRDC, the identity map and, for a folder, the
+            attribute comparison; a labelled reference also gets its own identity figures as a baseline.
+        reference_labels: labels of an ``R.npy`` reference (identity centres for leakage and the map).
         leak_threshold, top_k: leakage options (cosine above which an identity leaks; pairs listed).
         clean_out: with a reference, write the embeddings + labels without the leaked identities here.
         space: ``"fit"`` (default), ``"none"``/``None``, a saved space path or an ``EmbeddingSpace``
-            (see :func:`evaluate_quality`).
+            (see :func:`evaluate_quality`); judges and the reference baseline use ``"fit"`` (or ``"none"``).
         metrics: subset of :data:`DEFAULT_METRICS` (a list or a comma-separated string); default all.
-        max_pairs: genuine/impostor pairs at most for ``verification``.
+        max_pairs: genuine/impostor pairs at most for ``verification``. prdc_k: k of the k-NN manifolds.
+        attributes: measure per-image attributes (pose, expression, illumination, sharpness, detection) of the
+            dataset folder and a reference folder; ``attribute_images`` caps the faces measured per set.
         device: torch device of the embedder. seed: seed of pair/curve sampling. progress: tqdm bar.
         options: extra per-metric keyword options, merged over the ones above.
 
     Returns:
-        :func:`evaluate_quality`'s dict plus ``"source"`` (a one-line description of the input).
+        :func:`evaluate_quality`'s dict (the primary network) plus ``"source"``, ``"embedder"``, ``"networks"``
+        (headline figures per network, dataset and reference side by side), ``"judges"`` (the other networks'
+        full results), ``"reference"``, ``"images"`` and ``"attributes"`` where they apply.
     """
+    from synthfr.quality.networks import embed_folder, headline, network_name, resolve_networks, side_path
+
     if bool(dataset) == bool(embeddings):
         raise ValueError("give either DATASET_DIR --embedder NAME or --embeddings E.npy --labels L.npy")
+    ref_dir = False
+    if reference is not None:
+        if not Path(reference).exists():
+            raise FileNotFoundError(f"reference {reference} not found: give a folder of real faces or R.npy embeddings")
+        ref_dir = Path(reference).is_dir()
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    wanted = list(metrics or DEFAULT_METRICS)
+    opts: dict[str, dict[str, Any]] = {"leakage": {"threshold": leak_threshold, "top_k": top_k},
+                                       "verification": {"max_pairs": max_pairs, "seed": seed},
+                                       "separability": {"seed": seed}, "prdc": {"k": prdc_k, "seed": seed},
+                                       "frechet": {"seed": seed}, "face_quality": {"seed": seed},
+                                       "identity_map": {"seed": seed}}
+    for name, kw in (options or {}).items():
+        opts[name] = {**opts.get(name, {}), **kw}
+    sets: dict[str, dict[str, Any]] = {}
+    refs: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     if dataset:
         if not embedder:
             raise ValueError("DATASET_DIR needs --embedder NAME (see `synthfr list embedder`)")
-        from synthfr.evaluation.embed import embed_path
-
         eout = Path(embeddings_out) if embeddings_out else Path("quality_embeddings.npy").resolve()
-        res = embed_path(dataset, embedder, eout, device=device, progress=progress)
-        if "labels" not in res:
-            raise ValueError(f"{dataset} is not an identity tree (<identity>/<image>); quality needs labels")
-        emb, lab = load_embeddings(eout, res["labels"])
-        source = f"{dataset} embedded with {embedder} -> {eout}"
+        nets = resolve_networks(embedder, judges)
+        for i, net in enumerate(nets):
+            name = network_name(net)
+            sets[name] = embed_folder(dataset, net, eout if i == 0 else side_path(eout, name), device=device,
+                                      progress=progress)
+            if sets[name]["labels"] is None:
+                raise ValueError(f"{dataset} is not an identity tree (<identity>/<image>); quality needs labels")
+            if ref_dir:
+                r = embed_folder(reference, net, side_path(eout, "reference", name), device=device,
+                                 progress=progress, what="reference")
+                refs[name] = (r["embeddings"], r["labels"])
+        source = f"{dataset} embedded with {', '.join(sets)} -> {eout}"
     else:
+        if judges not in (None, "auto", "none", "", [], ()):
+            raise ValueError("judge networks embed images: give DATASET_DIR --embedder NAME (not --embeddings)")
+        if ref_dir:
+            raise ValueError(f"reference {reference} is a folder, which needs DATASET_DIR --embedder NAME to embed; "
+                             "with --embeddings E.npy give the reference as R.npy of the same network")
         emb, lab = load_embeddings(embeddings, labels)
+        sets["embeddings"] = {"embeddings": emb, "labels": lab}
         source = str(embeddings)
-    ref = rlab = None
-    if reference:
-        ref, rlab = load_embeddings(reference, reference_labels)
-    if isinstance(metrics, str):
-        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
-    opts: dict[str, dict[str, Any]] = {"leakage": {"threshold": leak_threshold, "top_k": top_k},
-                                       "verification": {"max_pairs": max_pairs, "seed": seed},
-                                       "separability": {"seed": seed}}
-    for name, kw in (options or {}).items():
-        opts[name] = {**opts.get(name, {}), **kw}
-    q = evaluate_quality(emb, lab, reference=ref, reference_labels=rlab, space=space, metrics=metrics or None,
-                         options=opts, clean_out=clean_out)
+    names = list(sets)
+    if reference is not None and not ref_dir:
+        refs[names[0]] = load_embeddings(reference, reference_labels)
+    q: dict[str, Any] = {}
+    judged: dict[str, Any] = {}
+    judge_space = "none" if space in (None, "none") else "fit"
+    for i, name in enumerate(names):
+        ref, rlab = refs.get(name, (None, None))
+        res = evaluate_quality(sets[name]["embeddings"], sets[name]["labels"], reference=ref, reference_labels=rlab,
+                               space=space if i == 0 else judge_space, options=opts,
+                               metrics=wanted if i == 0 else [m for m in wanted if m in JUDGE_METRICS],
+                               clean_out=clean_out if i == 0 else None)
+        if i == 0:
+            q = res
+        else:
+            judged[name] = res
     q["source"] = source
+    q["embedder"] = names[0]
+    q["judges"] = judged
+    ref_base: dict[str, Any] = {}
+    for name, (ref, rlab) in refs.items():  # the real set's own identity figures, as a baseline
+        base = [m for m in wanted if m in REFERENCE_METRICS]
+        if rlab is not None and len(np.unique(rlab)) > 1 and base:
+            ref_base[name] = evaluate_quality(ref, rlab, space=judge_space, metrics=base, options=opts)
+    if reference is not None:
+        r0, l0 = next(iter(refs.values()))
+        q["reference"] = {"source": str(reference), "kind": "folder" if ref_dir else "embeddings",
+                          "faces": int(len(r0)), "identities": int(len(np.unique(l0))) if l0 is not None else None,
+                          "networks": ref_base}
+    q["networks"] = {name: {"dataset": headline(q if name == names[0] else judged[name]),
+                            "reference": headline(ref_base.get(name))} for name in names}
+    if dataset:
+        first = sets[names[0]]
+        q["images"] = {"root": first["root"], "classes": first["classes"], "not_aligned": first["failed"][:100],
+                       "not_aligned_count": len(first["failed"])}
+        _name_identities(q, first)
+        if attributes:
+            from synthfr.quality.attributes_report import folder_attributes
+
+            q["attributes"] = folder_attributes(dataset, reference if ref_dir else None, max_images=attribute_images,
+                                                seed=seed, progress=progress)
     return q
+
+
+def _name_identities(q: dict[str, Any], first: dict[str, Any]) -> None:
+    """Folder names beside integer labels (worst identities) and image paths beside row indices (lowest quality)."""
+    classes, paths = first["classes"], first["paths"]
+    for entry in (q.get("worst_identities") or {}).get("lowest_consistency", []):
+        entry["name"] = classes[entry["identity"]]
+    for entry in (q.get("worst_identities") or {}).get("lowest_separability", []):
+        entry["name"], entry["nearest_name"] = classes[entry["identity"]], classes[entry["nearest"]]
+    fq = q.get("face_quality")
+    if isinstance(fq, dict) and "lowest_rows" in fq:
+        fq["lowest_paths"] = [paths[i] for i in fq["lowest_rows"]]

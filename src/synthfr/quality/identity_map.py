@@ -101,7 +101,14 @@ def worst_identities(embeddings: Any, labels: Any, n: int = 8, **_: Any) -> dict
     low_sep: list[dict[str, Any]] = []
     if len(classes) > 1:
         nn, arg = max_offdiag_per_row(c)
-        for i in np.argsort(-nn, kind="stable")[:n]:
+        seen: set[tuple[int, int]] = set()
+        for i in np.argsort(-nn, kind="stable"):
+            pair = (min(i, arg[i]), max(i, arg[i]))
+            if pair in seen:  # mutual nearest neighbours: list the pair once
+                continue
+            seen.add(pair)
+            if len(low_sep) >= n:
+                break
             low_sep.append({"identity": classes[i].item(), "nearest": classes[arg[i]].item(),
                             "centre_cos": float(nn[i])})
     return {"lowest_consistency": low_cons, "lowest_separability": low_sep}

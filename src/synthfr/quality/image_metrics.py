@@ -129,9 +129,11 @@ def prdc(embeddings: Any, labels: Any, reference: Any = None, k: int = 5, balanc
                            "leave prdc out (--metrics)")
     n = min(len(x), len(r))
     if balance and len(x) != len(r):  # equal sizes, as Naeem et al. recommend: recall/coverage depend on them
-        rng = np.random.default_rng(seed)
-        x = x[np.sort(rng.permutation(len(x))[:n])]
-        r = r[np.sort(rng.permutation(len(r))[:n])]
+        rng = np.random.default_rng(seed)  # only the larger set is subsampled
+        if len(x) > n:
+            x = x[np.sort(rng.permutation(len(x))[:n])]
+        else:
+            r = r[np.sort(rng.permutation(len(r))[:n])]
     return {**prdc_values(r, x, k), "k": k, "n_dataset": int(len(x)), "n_reference": int(len(r)),
             "balanced": bool(balance)}
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["hist_png", "curve_png", "values_hist_png", "save_png"]
+__all__ = ["hist_png", "hist_grid_png", "curve_png", "values_hist_png", "scatter_png", "save_png"]
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 
@@ -65,6 +65,39 @@ def hist_png(series: Mapping[str, Mapping[str, Sequence[float]]], title: str = "
     return _png(plt, fig)
 
 
+def hist_grid_png(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]], ncols: int = 4,
+                  panel_size: tuple[float, float] = (2.7, 2.0)) -> bytes:
+    """Small multiples: one panel per ``{title: {label: {"edges", "counts"}}}`` (densities), one shared legend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(panels))
+    rows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(rows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * rows + 0.4), dpi=100,
+                             squeeze=False)
+    handles = {}
+    for ax, (title, series) in zip(axes.flat, panels.items()):
+        for k, (name, h) in enumerate(series.items()):
+            edges = np.asarray(h["edges"], dtype=float)
+            counts = np.asarray(h["counts"], dtype=float)
+            if counts.sum() <= 0:
+                continue
+            y = counts / (counts.sum() * np.diff(edges))
+            c = _COLORS[k % len(_COLORS)]
+            ax.stairs(y, edges, fill=True, alpha=0.35, color=c)
+            handles[name] = ax.stairs(y, edges, color=c)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="upper right", fontsize=8, ncol=len(handles))
+    return _png(plt, fig)
+
+
 def values_hist_png(values: Mapping[str, Any], bins: int = 60, title: str = "", xlabel: str = "cosine",
                     vlines: Mapping[str, float] | None = None) -> bytes:
     """Overlaid histograms of raw value arrays (binned on a common range)."""
@@ -98,6 +131,25 @@ def curve_png(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], tit
     ax.set_title(title)
     if len(curves) > 1:
         ax.legend(fontsize=8)
+    return _png(plt, fig)
+
+
+def scatter_png(points: Mapping[str, Sequence[Sequence[float]]], title: str = "", xlabel: str = "",
+                ylabel: str = "", figsize: tuple[float, float] = (5.6, 5.0)) -> bytes:
+    """Scatter of ``{label: [[x, y], ...]}`` on equal axes (e.g. a 2-D MDS map)."""
+    plt, fig, ax = _fig(figsize)
+    markers = ["o", "x", "^", "s"]
+    for k, (name, pts) in enumerate(points.items()):
+        a = np.asarray(pts, dtype=float).reshape(-1, 2)
+        if len(a):
+            ax.scatter(a[:, 0], a[:, 1], s=14, alpha=0.7, marker=markers[k % len(markers)],
+                       color=_COLORS[k % len(_COLORS)], label=f"{name} (n={len(a)})")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(alpha=0.3)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     return _png(plt, fig)
 
 

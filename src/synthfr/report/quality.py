@@ -29,6 +29,22 @@ def summary_items(q: dict[str, Any]) -> dict[str, Any]:
     lk = q.get("leakage")
     if isinstance(lk, dict) and "leaked_count" in lk:
         s[f"leaked identities (> {lk['threshold']})"] = lk["leaked_count"]
+    fq = q.get("face_quality")
+    if isinstance(fq, dict) and "median" in fq:
+        s["face quality (certainty ratio) median"] = fq["median"]
+    fd = q.get("frechet")
+    if isinstance(fd, dict) and "fd" in fd:
+        s["Fréchet distance to reference"] = fd["fd"]
+    pr = q.get("prdc")
+    if isinstance(pr, dict) and "precision" in pr:
+        s["precision / recall / density / coverage"] = (f"{pr['precision']:.4f} / {pr['recall']:.4f} / "
+                                                        f"{pr['density']:.4f} / {pr['coverage']:.4f}")
+    det = ((q.get("attributes") or {}).get("dataset") or {}).get("detection_rate")
+    if det is not None:
+        s["detection rate (dlib HOG)"] = det
+    for name, res in (q.get("judges") or {}).items():
+        if isinstance(res.get("verification"), dict):
+            s[f"EER ({name})"] = res["verification"]["eer"]
     return s
 
 
@@ -94,6 +110,9 @@ def quality_sections(q: dict[str, Any], prefix: str = "") -> list[str]:
                                        vlines={"leak threshold": lk["threshold"]}),
                         "Cosine of every synthetic identity centre to its most similar reference item."),
             html.table(rows, ["identity", "reference", "cos", ""])])))
+    from synthfr.report.quality_images import image_quality_sections
+
+    out.extend(image_quality_sections(q))
     return out
 
 
