@@ -141,20 +141,20 @@ def test_bad_inputs_give_one_line_errors(tmp_path, fakes, capsys):
     ds = _faces(tmp_path / "gen", 4, 3, seed=1)
     ref = _faces(tmp_path / "real", 4, 3, seed=2)
     (ref / "id001" / "broken.jpg").write_bytes(b"not an image")
-    cases = [
+    cases = [  # (arguments, message, exit code: 1 = bad input data, 2 = wrong command)
         (["--embeddings", str(tmp_path / "e.npy"), "--reference", str(tmp_path / "small.npy")],
-         "reference has 4 faces but needs at least 6 (more than k=5)"),
+         "reference has 4 faces but needs at least 6 (more than k=5)", 1),
         (["--embeddings", str(tmp_path / "e.npy"), "--reference", str(tmp_path / "wide.npy")],
-         "reference embeddings are 16-D but the dataset's are 8-D"),
-        ([str(ds), "--embedder", "sface", "--reference", str(ref)], "broken.jpg"),
-        ([str(ds), "--embedder", "sface", "--judges", "no-such-net"], "'no-such-net' is not a registered embedder"),
-        (["--embeddings", str(tmp_path / "e.npy"), "--reference", str(ref)], "needs DATASET_DIR --embedder"),
+         "reference embeddings are 16-D but the dataset's are 8-D", 1),
+        ([str(ds), "--embedder", "sface", "--reference", str(ref)], "broken.jpg", 1),
+        ([str(ds), "--embedder", "sface", "--judges", "no-such-net"], "'no-such-net' is not a registered embedder", 2),
+        (["--embeddings", str(tmp_path / "e.npy"), "--reference", str(ref)], "needs DATASET_DIR --embedder", 2),
     ]
-    for args, msg in cases:
+    for args, msg, code in cases:
         capsys.readouterr()
         rc = main(["quality", *args, "--quiet", "--json", str(tmp_path / "q.json"), "--no-attributes"])
         err = capsys.readouterr().err.strip()
-        assert rc == 1 and msg in err and "\n" not in err and "Traceback" not in err, (args, err)
+        assert rc == code and msg in err and "\n" not in err and "Traceback" not in err, (args, err)
 
 
 def test_attribute_summaries_against_direct_computation():

@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from synthfr.errors import InputError
+
 __all__ = ["load_faces", "measure_faces", "attribute_stats", "wasserstein_1d", "compare_attributes",
            "folder_attributes", "EXTRA_UNITS"]
 
@@ -41,7 +43,7 @@ def load_faces(root: str | Path, max_images: int = 2000, seed: int = 0, what: st
     root = Path(root)
     files = list_images(root)
     if not files:
-        raise ValueError(f"{what} {root}: no images (.jpg/.png/...) found")
+        raise InputError(f"{what} {root}: no images (.jpg/.png/...) found")
     rels = [f.relative_to(root) for f in files]
     rng = np.random.default_rng(seed)
     tree = all(len(r.parts) == 2 for r in rels)
@@ -63,7 +65,7 @@ def load_faces(root: str | Path, max_images: int = 2000, seed: int = 0, what: st
         try:
             img = read_rgb(files[i])
         except ValueError as e:
-            raise ValueError(f"{what} {root}: cannot read image {rels[i].as_posix()} "
+            raise InputError(f"{what} {root}: cannot read image {rels[i].as_posix()} "
                              f"({str(e).splitlines()[0]}); remove or replace it") from None
         if img.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
             img, _ = align_face(img)
@@ -74,7 +76,7 @@ def load_faces(root: str | Path, max_images: int = 2000, seed: int = 0, what: st
         paths.append(rels[i].as_posix())
         labels.append(rels[i].parts[0])
     if not images:
-        raise ValueError(f"{what} {root}: no face could be aligned in {len(pick)} images")
+        raise InputError(f"{what} {root}: no face could be aligned in {len(pick)} images")
     lab = np.unique(labels, return_inverse=True)[1] if tree else None
     return np.stack(images), lab, paths, missed
 

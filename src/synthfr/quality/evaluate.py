@@ -154,6 +154,7 @@ def quality_from_dataset(dataset: str | Path | None = None, *, embedder: Any = N
         (headline figures per network, dataset and reference side by side), ``"judges"`` (the other networks'
         full results), ``"reference"``, ``"images"`` and ``"attributes"`` where they apply.
     """
+    from synthfr.errors import UsageError
     from synthfr.quality.networks import embed_folder, headline, network_name, resolve_networks, side_path
 
     if bool(dataset) == bool(embeddings):
@@ -193,9 +194,9 @@ def quality_from_dataset(dataset: str | Path | None = None, *, embedder: Any = N
         source = f"{dataset} embedded with {', '.join(sets)} -> {eout}"
     else:
         if judges not in (None, "auto", "none", "", [], ()):
-            raise ValueError("judge networks embed images: give DATASET_DIR --embedder NAME (not --embeddings)")
+            raise UsageError("judge networks embed images: give DATASET_DIR --embedder NAME (not --embeddings)")
         if ref_dir:
-            raise ValueError(f"reference {reference} is a folder, which needs DATASET_DIR --embedder NAME to embed; "
+            raise UsageError(f"reference {reference} is a folder, which needs DATASET_DIR --embedder NAME to embed; "
                              "with --embeddings E.npy give the reference as R.npy of the same network")
         emb, lab = load_embeddings(embeddings, labels)
         sets["embeddings"] = {"embeddings": emb, "labels": lab}

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from synthfr.errors import InputError
+
 from synthfr.quality import REGISTRY
 from synthfr.quality._common import check_inputs, class_centres, max_offdiag_per_row
 
@@ -59,7 +61,7 @@ def identity_map(embeddings: Any, labels: Any, reference: Any = None, reference_
     if reference is not None:
         r = np.asarray(reference, dtype=np.float32)
         if r.ndim != 2 or r.shape[1] != e.shape[1]:
-            raise ValueError(f"identity map: reference embeddings are {r.shape[-1]}-D but the dataset's are "
+            raise InputError(f"identity map: reference embeddings are {r.shape[-1]}-D but the dataset's are "
                              f"{e.shape[1]}-D; embed both with the same network")
         r = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
         if reference_labels is not None:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthfr.errors import InputError, UsageError
 from synthfr.quality import REGISTRY
 
 __all__ = ["frechet_distance", "prdc", "check_reference"]
@@ -35,15 +36,15 @@ def check_reference(embeddings: Any, reference: Any, need: int, metric: str, hin
     x = np.asarray(embeddings, dtype=np.float64)
     r = np.asarray(reference, dtype=np.float64)
     if r.ndim != 2 or len(r) == 0:
-        raise ValueError(f"{metric}: the reference must be an M×D embedding matrix, got shape {r.shape}")
+        raise InputError(f"{metric}: the reference must be an M×D embedding matrix, got shape {r.shape}")
     if x.ndim != 2 or len(x) == 0:
-        raise ValueError(f"{metric}: the dataset must be an N×D embedding matrix, got shape {x.shape}")
+        raise InputError(f"{metric}: the dataset must be an N×D embedding matrix, got shape {x.shape}")
     if r.shape[1] != x.shape[1]:
-        raise ValueError(f"{metric}: reference embeddings are {r.shape[1]}-D but the dataset's are {x.shape[1]}-D; "
+        raise InputError(f"{metric}: reference embeddings are {r.shape[1]}-D but the dataset's are {x.shape[1]}-D; "
                          "embed both with the same network (a reference .npy must come from the --embedder given)")
     for what, a in (("reference", r), ("dataset", x)):
         if len(a) < need:
-            raise ValueError(f"{metric}: the {what} has {len(a)} faces but needs at least {need}{hint}")
+            raise InputError(f"{metric}: the {what} has {len(a)} faces but needs at least {need}{hint}")
     return x, r
 
 
@@ -123,7 +124,7 @@ def prdc(embeddings: Any, labels: Any, reference: Any = None, k: int = 5, balanc
         return {"skipped": "no reference set given (--reference REAL_DIR or R.npy)"}
     k = int(k)
     if k < 1:
-        raise ValueError(f"precision/recall: k must be >= 1, got {k}")
+        raise UsageError(f"precision/recall: k must be >= 1, got {k}")
     x, r = check_reference(embeddings, reference, k + 1, "precision/recall (k-NN)",
                            f" (more than k={k}); give a larger set, a smaller k (--prdc-k) or "
                            "leave prdc out (--metrics)")

@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from synthfr.errors import InputError, UsageError
+
 __all__ = ["JUDGES", "resolve_networks", "network_name", "embed_folder", "headline"]
 
 #: the two networks reported side by side by default (the generator's own space, and the independent judge)
@@ -45,7 +47,7 @@ def resolve_networks(embedder: Any, judges: Any = "auto") -> list[Any]:
         extra = list(judges)
     for j in extra:
         if isinstance(j, str) and j.split(":", 1)[0] not in REGISTRY:
-            raise ValueError(f"judge network {j!r} is not a registered embedder; registered: "
+            raise UsageError(f"judge network {j!r} is not a registered embedder; registered: "
                              f"{', '.join(REGISTRY.list())} (`synthfr list embedders`)")
     out = [embedder]
     seen = {network_name(embedder)}
@@ -78,11 +80,11 @@ def embed_folder(folder: str | Path, net: Any, out: Path, *, device: Any = "auto
     res = embed_path(folder, net, out, device=device, progress=progress)
     bad = [f for f in res["failed"] if f["reason"].startswith("unreadable")]
     if bad:
-        raise ValueError(f"{what} {folder}: {len(bad)} image(s) cannot be read, first {bad[0]['path']} "
+        raise InputError(f"{what} {folder}: {len(bad)} image(s) cannot be read, first {bad[0]['path']} "
                          f"({bad[0]['reason'].splitlines()[0]}); remove or replace them")
     emb = np.load(out)
     if len(emb) == 0:
-        raise ValueError(f"{what} {folder}: no face could be embedded ({len(res['failed'])} failed); "
+        raise InputError(f"{what} {folder}: no face could be embedded ({len(res['failed'])} failed); "
                          "give aligned 112×112 faces or photos with a detectable face")
     lab = np.load(res["labels"]) if "labels" in res else None
     classes = Path(res["classes"]).read_text().splitlines() if "classes" in res else None
