@@ -54,7 +54,8 @@ def test_replace_n_of_k_per_identity(runs, tmp_path):
     slots = [tuple(r["index"] for r in man if r["identity"] == row and r["source"] == 1) for row in range(4)]
     assert len(set(slots)) > 1
     combine_datasets([a, b], tmp_path / "again", replace=3, seed=1)
-    assert (tmp_path / "again" / "manifest.jsonl").read_bytes() == (tmp_path / "pose" / "manifest.jsonl").read_bytes()
+    again = (tmp_path / "again" / "manifest.jsonl").read_bytes()
+    assert again == (tmp_path / "pose" / "manifest.jsonl").read_bytes()
     # the config records both sources with their own settings
     doc = yaml.safe_load((tmp_path / "pose" / "config.yaml").read_text())["combined"]
     assert doc["mode"] == "replace" and doc["replace"] == {"n": 3, "pick": "random", "seed": 1}
