@@ -29,7 +29,8 @@ def runs(tmp_path_factory):
     np.save(root / "ids.npy", v / np.linalg.norm(v, axis=1, keepdims=True))
     # two runs of the same identities with different settings (variation, seed, images per identity)
     a = _gen(root / "ids.npy", root / "a", variation="hyperface-noise:beta=0.01")
-    b = _gen(root / "ids.npy", root / "b", variation="mixup:phi_min=0.3,phi_max=0.7,phi_step=0.1", images_per_id=4, seed=11)
+    b = _gen(root / "ids.npy", root / "b", variation="mixup:phi_min=0.3,phi_max=0.7,phi_step=0.1", images_per_id=4,
+             seed=11)
     return root, a, b
 
 
