@@ -261,8 +261,6 @@ def _generator_embedder(spec: str) -> str | None:
 def _train_config(cfg: PipelineConfig) -> dict[str, Any]:
     tc = dict(cfg.train.config or {})
     tc.setdefault("seed", cfg.seed)
-    if cfg.train.extra_data:
-        tc["extra_data"] = [_abspath(p) for p in cfg.train.extra_data]
     return tc
 
 
@@ -283,6 +281,8 @@ def _resolved(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     quality = {"embedder": q.embedder, "space": q.space, "reference": _abspath(q.reference),
                "reference_labels": _abspath(q.reference_labels), "options": q.options}
     train = {k: v for k, v in _train_config(cfg).items() if k not in _TRAIN_RUN_ONLY}
+    if cfg.train.extra_data:  # more training sets change the model
+        train["extra_data"] = [_abspath(p) for p in cfg.train.extra_data]
     e = cfg.evaluate
     evaluate = {"benchmarks": [_abspath(b) for b in e.benchmarks], "flip": e.flip, "embedder": e.embedder,
                 "model": "train" if e.embedder is None else None}
@@ -325,7 +325,8 @@ def _check(cfg: PipelineConfig) -> None:
         raise ValueError("sample: give dim (e.g. 128 for the built-in generator, 512 for ArcFace-space generators)"
                          " or gallery (an embeddings .npy, or 'builtin')")
     for key, p in (("sample.gallery", cfg.sample.gallery), ("generate.weights", cfg.generate.weights),
-                   ("quality.reference", cfg.quality.reference if cfg.quality.enabled else None)):
+                   ("quality.reference", cfg.quality.reference if cfg.quality.enabled else None),
+                   *(("train.extra_data", x) for x in (cfg.train.extra_data if cfg.train.enabled else []))):
         if p is not None and p != "builtin" and not Path(p).expanduser().exists():
             raise FileNotFoundError(f"{key}: {p} does not exist; fix the path in the config or with "
                                     f"--set {key}=PATH")
@@ -498,7 +499,7 @@ def _run_train(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict
     if tc.get("domain_mixup"):
         tc["domain_mixup"] = _expand(tc["domain_mixup"])
     data = str(stage_dir(cfg, "generate") / "dataset")
-    extra = tc.pop("extra_data", [])
+    extra = [_abspath(p) for p in cfg.train.extra_data]
     tc.update(data=[data, *extra] if extra else data, out=str(d / "run"), resume=True)
     run_dir = Path(train(from_dict(TrainConfig, tc)))
     summ: dict[str, Any] = {"run": str(run_dir), "backbone": tc.get("backbone", TrainConfig.backbone)}

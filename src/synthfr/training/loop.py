@@ -225,7 +225,8 @@ def validate_train_config(cfg: TrainConfig) -> None:
     if not cfg.out:
         raise UsageError("no run directory: pass --out RUN_DIR")
     check_out_dir(cfg.out)
-    for key, path in (("--data", cfg.data), ("--domain-mixup", cfg.domain_mixup)):
+    data = [cfg.data] if isinstance(cfg.data, (str, Path)) else list(cfg.data)  # one source or several
+    for key, path in [*(("--data", d) for d in data), ("--domain-mixup", cfg.domain_mixup)]:
         if path and not Path(path).expanduser().exists():
             raise FileNotFoundError(f"{key} {path} not found: pass an ImageFolder (identity/image.jpg) or a .rec")
     for key, lo in (("batch_size", 1), ("embedding_size", 1), ("input_size", 8), ("log_every", 1)):
