@@ -49,6 +49,8 @@ def _tiny_overrides(name: str, tmp: Path) -> dict:
                    "sample.options.time_budget": None})
         if name.startswith("hyperface"):
             ov["sample.options.device"] = "cpu"
+    if name.startswith("vec2face"):
+        ov["sample.gallery"] = str(tmp / "gal.npy")  # the paper's PCA proposal needs real features
     if name.startswith("vigface"):
         ov.update({"sample.gallery": str(tmp / "gal.npy"), "sample.options.epochs": 1,
                    "sample.options.device": "cpu"})
