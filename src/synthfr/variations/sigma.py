@@ -74,7 +74,7 @@ def shares(weights: Sequence[float], k: int) -> list[int]:
 
 @REGISTRY.register("vec2face-sigma")
 class Vec2FaceSigma(Variation):
-    """Vec2Face: σ ∈ {0.3, 0.5, 0.7} at exactly 40/40/20 % per identity, noise std σ on the raw feature, cos ≥ 0.5."""
+    """Vec2Face: σ ∈ {0.3, 0.5, 0.7}, exactly 40/40/20 % per identity, noise std σ on the raw feature, cos ≥ 0.5"""
 
     Config = SigmaConfig
 
@@ -107,10 +107,14 @@ class Vec2FaceSigma(Variation):
         """Index of the σ of image ``k`` of identity ``i``."""
         if self.config.allocation == "random":
             return int(rng.choice(len(self._p), p=self._p))
-        counts = shares(self._p, self._k)
-        slots = np.repeat(np.arange(len(counts)), counts)
-        perm = np.random.default_rng(derive_seed(self._seed, self.registry_name, "allocation", i)).permutation(self._k)
-        return int(slots[perm[k]])
+        key = (self._seed, self._k, i)
+        if getattr(self, "_alloc_key", None) != key:  # images of one identity come in a row: one permutation each
+            counts = shares(self._p, self._k)
+            slots = np.repeat(np.arange(len(counts)), counts)
+            rng_i = np.random.default_rng(derive_seed(self._seed, self.registry_name, "allocation", i))
+            perm = rng_i.permutation(self._k)
+            self._alloc_key, self._alloc = key, slots[perm]
+        return int(self._alloc[k])
 
     def _image(self, x: np.ndarray, i: int, k: int, rng: np.random.Generator):
         c = self.config
