@@ -83,3 +83,20 @@ def test_config_runs_its_first_step(name, tmp_path):
 def test_reproducing_names_the_paper_configs():
     named = set(re.findall(r"configs/([\w.-]+\.yaml)", DOC.read_text()))
     assert {"synface-mixup.yaml", "vigface.yaml"} <= named
+
+
+@pytest.mark.parametrize("name", PAPER_CONFIGS)
+def test_train_block_works_as_a_train_config_yaml(name, tmp_path):
+    """The configs tell stage-by-stage users to pass their train.config block to `synthfr train --config`."""
+    import argparse
+
+    import yaml
+
+    from synthfr.commands.train import add_arguments, build_config
+
+    block = yaml.safe_load((ROOT / "configs" / name).read_text())["train"]["config"]
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(block))
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cfg = build_config(p.parse_args(["--config", str(tmp_path / "t.yaml"), "--data", "d", "--out", "o"]))
+    assert cfg.epochs == block["epochs"] and cfg.head_kwargs == block.get("head_kwargs", {})

@@ -192,10 +192,11 @@ def test_vigface_augmentation_option():
     # reference: the same draws by hand
     rng = np.random.default_rng(3)
     rng.random(5)
-    side = max(4, int(round(40 * rng.uniform(0.2, 1.0))))
-    flag = [cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_LANCZOS4][rng.integers(5)]
+    side = int(40 * rng.uniform(0.2, 1.0))
+    flags = [cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_LANCZOS4]
+    down, up = flags[rng.integers(5)], flags[rng.integers(5)]
     a = img.permute(1, 2, 0).numpy()
-    ref = cv2.resize(cv2.resize(a, (side, side), interpolation=flag), (40, 40), interpolation=flag).clip(0, 1)
+    ref = cv2.resize(cv2.resize(a, (side, side), interpolation=down), (40, 40), interpolation=up).clip(0, 1)
     np.testing.assert_allclose(out.permute(1, 2, 0).numpy(), ref, atol=1e-6)
     used = set()
     for s in range(200):
@@ -206,7 +207,15 @@ def test_vigface_augmentation_option():
     assert used == set(range(5))
     with pytest.raises(ValueError, match="unknown rescale interpolation"):
         Augment(AugmentConfig(rescale=1.0, rescale_interpolations=["cubic"]))(img.clone(), np.random.default_rng(0))
-    # the default (noise fill, torch interpolations) did not change
+    # AdaFace's crop: a box of >= 20 % of the area kept in place, black elsewhere
+    cr = Augment(AugmentConfig(flip=0.0, crop=1.0, crop_area=0.2))
+    for s in range(30):
+        out = cr(img.clone(), np.random.default_rng(s))
+        kept = (out == img).all(0)
+        assert torch.all(out[:, ~kept] == 0)
+        ys, xs = torch.nonzero(kept, as_tuple=True)
+        assert kept.sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1) and kept.float().mean() >= 0.18
+    # the default (noise fill, torch interpolations, no crop draw) did not change
     d = Augment(AugmentConfig(flip=0.0, erase=1.0))(img.clone(), np.random.default_rng(0))
     assert len(torch.unique(d[:, (d != img).any(0)])) > 100
 

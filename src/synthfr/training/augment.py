@@ -1,4 +1,5 @@
-"""Per-sample augmentations on tensors (no torchvision): flip, random erasing, rescale, colour jitter, motion blur.
+"""Per-sample augmentations on tensors (no torchvision): flip, random erasing, rescale, colour jitter, motion blur,
+AdaFace's crop.
 
 :class:`Augment` maps a float ``3×H×W`` image in [0, 1] and a ``numpy.random.Generator`` to an augmented image
 in [0, 1]; each augmentation fires with its own probability (:class:`~synthfr.training.config.AugmentConfig`).
@@ -42,7 +43,8 @@ CV2_INTERPS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
 
 
 def _cv2_rescale(img: torch.Tensor, small: int, names: list, rng: np.random.Generator) -> torch.Tensor:
-    """Shrink ``img`` (3×H×W in [0, 1]) to ``small`` and back with one OpenCV interpolation drawn from ``names``."""
+    """Shrink ``img`` (3×H×W in [0, 1]) to ``small`` and back, each way with an OpenCV interpolation drawn from
+    ``names`` (AdaFace's low-resolution augmentation)."""
     import cv2
 
     flags = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
@@ -50,10 +52,10 @@ def _cv2_rescale(img: torch.Tensor, small: int, names: list, rng: np.random.Gene
     bad = [n for n in names if n not in flags]
     if bad:
         raise ValueError(f"unknown rescale interpolation(s) {bad}; use {', '.join(CV2_INTERPS)}")
-    flag = flags[names[rng.integers(len(names))]]
+    down, up = flags[names[rng.integers(len(names))]], flags[names[rng.integers(len(names))]]
     h, w = img.shape[-2:]
     a = img.permute(1, 2, 0).numpy().astype(np.float32)
-    a = cv2.resize(cv2.resize(a, (small, small), interpolation=flag), (w, h), interpolation=flag)
+    a = cv2.resize(cv2.resize(a, (small, small), interpolation=down), (w, h), interpolation=up)
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).to(img.dtype)
 
 
@@ -71,12 +73,14 @@ class Augment:
     @property
     def active(self) -> bool:
         c = self.cfg
-        return any(p > 0 for p in (c.flip, c.erase, c.rescale, c.jitter, c.blur))
+        return any(p > 0 for p in (c.flip, c.erase, c.rescale, c.jitter, c.blur, c.crop))
 
     def __call__(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         c = self.cfg
         # draw every decision up front so the number of draws is fixed
         u = rng.random(5)
+        if c.crop > 0 and rng.random() < c.crop:  # drawn only when enabled: older runs keep their streams
+            img = self.crop(img, rng)
         if u[0] < c.flip:
             img = img.flip(-1)
         if u[1] < c.rescale:
@@ -93,12 +97,29 @@ class Augment:
     def rescale(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         h = img.shape[-1]
         s = rng.uniform(self.cfg.rescale_min, 1.0)
+        if self.cfg.rescale_interpolations:  # AdaFace's low-resolution augmentation
+            return _cv2_rescale(img, max(1, int(s * h)), self.cfg.rescale_interpolations, rng)
         small = max(4, int(round(h * s)))
-        if self.cfg.rescale_interpolations:
-            return _cv2_rescale(img, small, self.cfg.rescale_interpolations, rng)
         down, up = _INTERPS[rng.integers(4)], _INTERPS[rng.integers(3)]  # "area" is not an upsampler
         x = _interp(img[None], small, down)
         return _interp(x, h, up)[0]
+
+    def crop(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """AdaFace's crop augmentation: keep a ``RandomResizedCrop`` box in place, black elsewhere."""
+        _, h, w = img.shape
+        area = h * w
+        for _ in range(10):  # torchvision's RandomResizedCrop.get_params, scale (crop_area, 1), ratio (3/4, 4/3)
+            target = area * rng.uniform(self.cfg.crop_area, 1.0)
+            ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+            cw, ch = int(round(math.sqrt(target * ratio))), int(round(math.sqrt(target / ratio)))
+            if 0 < cw <= w and 0 < ch <= h:
+                y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                break
+        else:
+            return img
+        out = torch.zeros_like(img)
+        out[:, y:y + ch, x:x + cw] = img[:, y:y + ch, x:x + cw]
+        return out
 
     def jitter(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         a = self.cfg.jitter_strength

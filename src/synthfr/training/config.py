@@ -19,6 +19,11 @@ class AugmentConfig:
     """Fill of the erased rectangle in the backbone's input range [-1, 1] (0 = mid-grey, as torchvision's
     ``RandomErasing`` placed after ``Normalize``, which Vec2Face's and VIGFace's recipes use; -1 = black).
     ``None`` (default): uniform noise per pixel."""
+    crop: float = 0.0
+    """Probability of AdaFace's crop augmentation: a random box (``crop_area``-1.0 of the area, aspect 3/4-4/3,
+    torchvision's ``RandomResizedCrop`` parameters) is kept in place and everything outside it set to black."""
+    crop_area: float = 0.2
+    """Smallest kept fraction of the image area for ``crop``."""
     rescale: float = 0.0
     """Probability of rescaling: shrink to ``rescale_min``-1.0 of the side and restore - simulates low
     resolution. Interpolations: see ``rescale_interpolations``."""
@@ -26,8 +31,9 @@ class AugmentConfig:
     """Smallest relative side of the shrunken image."""
     rescale_interpolations: list = field(default_factory=list)
     """Empty (default): shrink with a random one of nearest/bilinear/bicubic/area and restore with a random one
-    of nearest/bilinear/bicubic (torch). Otherwise OpenCV interpolations drawn per image and used both ways,
-    from ``nearest``, ``bilinear``, ``bicubic``, ``area``, ``lanczos`` (VIGFace: all five)."""
+    of nearest/bilinear/bicubic (torch). Otherwise AdaFace's low-resolution augmentation: OpenCV, the small
+    side ``int(ratio·side)``, one interpolation drawn for shrinking and another for restoring, from
+    ``nearest``, ``bilinear``, ``bicubic``, ``area``, ``lanczos`` (AdaFace, Vec2Face, VIGFace: all five)."""
     jitter: float = 0.0
     """Probability of colour jitter (brightness, contrast, saturation)."""
     jitter_strength: float = 0.3
