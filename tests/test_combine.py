@@ -66,6 +66,9 @@ def test_replace_n_of_k_per_identity(runs, tmp_path):
     assert np.array_equal(np.load(tmp_path / "pose" / "identities.npy"), np.load(a / "identities.npy"))
     ds = open_dataset(tmp_path / "pose")
     assert ds.num_classes == 4 and len(ds) == 20
+    card = (tmp_path / "pose" / "README.md").read_text()
+    assert card.startswith("---\n") and "inherited-from-sources" in card and "3 images of source 0 replaced" in card
+    assert "## Source 0: `a`" in card and "## Source 1: `b`" in card
     # pick=last: the last 3 slots from the second run's first 3 images
     combine_datasets([a, b], tmp_path / "last", replace=3, pick="last")
     man = read_manifest(tmp_path / "last" / "manifest.jsonl")

@@ -15,13 +15,15 @@ Two modes (``synthfr combine``; ``synthfr merge`` stays the shard merger of one 
 Every manifest line keeps its source's fields (seed, variation, params, generator ...) and gains ``source``
 (index into the sources) and ``source_index`` (its index ``k`` there); ``label``/``identity``/``index``/``path``
 are the combined dataset's. ``config.yaml`` records the mode, its parameters and, per source, the path, counts,
-the sha256 of its manifest and its whole ``config.yaml``. A source without ``manifest.jsonl`` is read as a
+the sha256 of its manifest and its whole ``config.yaml``; ``README.md`` describes the combination and repeats
+each source's dataset card (licences are inherited). A source without ``manifest.jsonl`` is read as a
 labelled ImageFolder (``<class>/<image>``; e.g. real aligned faces), one identity per class.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -98,6 +100,37 @@ def _record(r: dict, *, row: int, k: int, path: str, label: int, shift: int, sou
         rec["soft_label"] = [int(a) + shift, int(b) + shift, float(w)]
     rec["source"], rec["source_index"] = source, int(r["index"])
     return rec
+
+
+def _write_card(out: Path, doc: dict, srcs: list[dict]) -> None:
+    """README.md: what was combined, then each source's own card (licences and provenance are inherited)."""
+    import yaml
+
+    c = doc["combined"]
+    how = (f"per identity, {c['replace']['n']} images of source 0 replaced by images of the same identity from "
+           f"source 1 (pick {c['replace']['pick']}, seed {c['replace']['seed']})" if c["mode"] == "replace"
+           else "the identities of each source one after the other (rows and labels shifted, classes never collide)")
+    front = {"pretty_name": f"synthfr combined dataset ({c['mode']}): {doc['identities']['rows']} identities, "
+                            f"{doc['images']} images",
+             "license": "other", "license_name": "inherited-from-sources",
+             "tags": ["synthetic", "face-recognition", "synthfr"], "task_categories": ["image-classification"]}
+    parts = ["---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n",
+             "# Combined dataset (`synthfr combine`)\n",
+             f"Made from {len(srcs)} datasets: {how}. Every manifest line keeps its source's fields and gains "
+             "`source` / `source_index`; `config.yaml` (`combined:`) holds each source's full config. The licence "
+             "and terms of every source apply (their cards follow).\n"]
+    for i, s in enumerate(srcs):
+        parts.append(f"\n## Source {i}: `{s['path'].name}` ({s['rows']} identities, {s['images']} images)\n")
+        card = s["path"] / "README.md"
+        if card.is_file():
+            text = card.read_text()
+            if text.startswith("---"):  # drop the source's front matter, keep its body
+                end = text.find("\n---", 3)
+                text = text[end + 4:] if end >= 0 else text
+            parts.append(re.sub(r"(?m)^(#+) ", r"##\1 ", text).lstrip("\n"))  # its headings below "Source i"
+        else:
+            parts.append("No dataset card (e.g. a real ImageFolder): its own terms apply.\n")
+    (out / "README.md").write_text("\n".join(parts))
 
 
 def combine_datasets(sources: Sequence[str | Path], out: str | Path, *, replace: int = 0, pick: str = "random",
@@ -199,6 +232,7 @@ def combine_datasets(sources: Sequence[str | Path], out: str | Path, *, replace:
         "provenance": provenance(),
     }
     (out / "config.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
+    _write_card(out, doc, srcs)
     if format == "rec":
         export_rec(out, lines, num_classes=rows)
     summary = {"mode": doc["combined"]["mode"], "sources": len(srcs), "identities": rows, "images": len(lines),
