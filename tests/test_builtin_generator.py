@@ -218,7 +218,7 @@ def test_cli_train_resume_and_export(tmp_path):
                  "--id-gain", "1.25"]) == 0
     gen = create_generator("synthfr-small", weights=tmp_path / "w")
     assert gen.generate(_unit(1).numpy(), [3]).shape == (1, 112, 112, 3) and gen.id_gain == 1.25
-    assert main(["train-generator", "--out", str(tmp_path / "x"), "--set", "nonsense=1", "--data", "y"]) == 1
+    assert main(["train-generator", "--out", str(tmp_path / "x"), "--set", "nonsense=1", "--data", "y"]) == 2  # usage
 
 
 def test_init_from_and_centred_identity(tmp_path):

@@ -100,7 +100,7 @@ def test_vec2face_in_the_pipeline_resumes_exactly(vec2face_dir, tmp_path, torch_
     assert s["identities_skipped"] == 2 and s["complete"]
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file() and "logs" not in p.parts)
-    assert len(files) == 15 + 3
+    assert len(files) == 15 + 4  # images + config.yaml, identities.npy, manifest.jsonl, README.md (card)
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 

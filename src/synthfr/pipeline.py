@@ -320,7 +320,9 @@ def _check(cfg: PipelineConfig) -> None:
     if cfg.train.enabled:
         from synthfr.training.config import TrainConfig
 
-        from_dict(TrainConfig, {**_train_config(cfg), "data": "dataset", "out": "run"})
+        tc = {**_train_config(cfg), "data": "dataset", "out": "run"}
+        tc.pop("extra_data", None)  # pipeline-level: joined to data when the stage runs
+        from_dict(TrainConfig, tc)
     if cfg.sample.gallery is None and cfg.sample.dim is None:
         raise ValueError("sample: give dim (e.g. 128 for the built-in generator, 512 for ArcFace-space generators)"
                          " or gallery (an embeddings .npy, or 'builtin')")
