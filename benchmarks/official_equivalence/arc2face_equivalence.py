@@ -16,8 +16,12 @@ import numpy as np
 import torch
 
 OUT = Path(os.environ.get("EQUIV_DIR", ".")).resolve()
-W = OUT / "a2f_weights"
-B, STEPS = 3, (1, 3)
+# FULL=1: the released sizes (SD-1.5 UNet, CLIP ViT-L/14 text encoder, 64x64 latents), one face, one step
+FULL = os.environ.get("FULL", "0") == "1"
+W = OUT / ("a2f_weights_full" if FULL else "a2f_weights")
+TAG = "_full" if FULL else ""
+B, STEPS = (1, (1,)) if FULL else (3, (1, 3))
+LAT = 64 if FULL else 16
 SD15_SCHEDULER = {"_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear",
                   "beta_start": 0.00085, "num_train_timesteps": 1000, "set_alpha_to_one": False,
                   "skip_prk_steps": True, "steps_offset": 1, "trained_betas": None, "clip_sample": False}
@@ -65,21 +69,27 @@ def build():
     tokenizer(W / "tokenizer")
     vs = len(json.loads((W / "tokenizer" / "vocab.json").read_text()))
     # CLIP width 768 as the real encoder (the 512-D face vector is zero-padded), two layers instead of 12
-    enc = CLIPTextModel(CLIPTextConfig(vocab_size=vs, hidden_size=768, intermediate_size=256, num_hidden_layers=2,
-                                       num_attention_heads=12, max_position_embeddings=77, bos_token_id=vs - 2,
-                                       eos_token_id=vs - 1, pad_token_id=vs - 1))
+    layers, inter = (12, 3072) if FULL else (2, 256)
+    enc = CLIPTextModel(CLIPTextConfig(vocab_size=vs, hidden_size=768, intermediate_size=inter,
+                                       num_hidden_layers=layers, num_attention_heads=12, max_position_embeddings=77,
+                                       bos_token_id=vs - 2, eos_token_id=vs - 1, pad_token_id=vs - 1))
     with torch.no_grad():  # random LayerNorms too
         for n, p in enc.named_parameters():
             if "layer_norm" in n:
                 p.add_(0.1 * torch.randn_like(p))
     enc.save_pretrained(W / "encoder")
-    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(32, 64), norm_num_groups=8, cross_attention_dim=768,
-                                attention_head_dim=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+    if FULL:  # Arc2Face's UNet = SD-1.5's (tests/data/arc2face_release_keys.json)
+        cfg = json.loads((Path(__file__).resolve().parents[2] / "tests" / "data" / "arc2face_release_keys.json"
+                          ).read_text())["unet_config"]
+        unet = UNet2DConditionModel(**cfg)
+    else:
+        unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+                                    block_out_channels=(32, 64), norm_num_groups=8, cross_attention_dim=768,
+                                    attention_head_dim=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
     with torch.no_grad():  # diffusers zero-initialises conv_out and some projections: make every weight random
         for n, p in unet.named_parameters():
-            p.add_(0.05 * torch.randn_like(p))
+            p.add_((0.01 if FULL else 0.05) * torch.randn_like(p))
     unet.save_pretrained(W / "arc2face")
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32),
                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
@@ -90,9 +100,10 @@ def build():
     rng = np.random.default_rng(0)
     cond = rng.standard_normal((B, 512)).astype(np.float32)
     cond /= np.linalg.norm(cond, axis=1, keepdims=True)
-    seeds = np.array([11, 12, 13])
-    lat = per_sample_randn(seeds, (4, 16, 16), device=torch.device("cpu"), dtype=torch.float32)
-    torch.save({"cond": torch.from_numpy(cond), "seeds": torch.from_numpy(seeds), "latents": lat}, OUT / "a2f_inputs.pt")
+    seeds = np.array([11, 12, 13])[:B]
+    lat = per_sample_randn(seeds, (4, LAT, LAT), device=torch.device("cpu"), dtype=torch.float32)
+    torch.save({"cond": torch.from_numpy(cond), "seeds": torch.from_numpy(seeds), "latents": lat},
+               OUT / f"a2f_inputs{TAG}.pt")
 
 
 def official():
@@ -104,7 +115,7 @@ def official():
 
     from arc2face import CLIPTextModelWrapper, project_face_embs
 
-    inp = torch.load(OUT / "a2f_inputs.pt")
+    inp = torch.load(OUT / f"a2f_inputs{TAG}.pt")
     encoder = CLIPTextModelWrapper.from_pretrained(W / "encoder", torch_dtype=torch.float32)
     unet = UNet2DConditionModel.from_pretrained(W / "arc2face", torch_dtype=torch.float32)
     sched = DPMSolverMultistepScheduler.from_config(json.loads((W / "scheduler" / "scheduler_config.json").read_text()))
@@ -122,7 +133,7 @@ def official():
                    latents=inp["latents"].clone(), output_type="pt").images
         h.remove()
         res[f"img_{steps}"], res[f"eps0_{steps}"] = img, eps[0]
-    torch.save(res, OUT / "a2f_official.pt")
+    torch.save(res, OUT / f"a2f_official{TAG}.pt")
     print("official done", res["versions"])
 
 
@@ -132,8 +143,8 @@ def compare():
 
     from synthfr.generators import create_generator
 
-    inp = torch.load(OUT / "a2f_inputs.pt")
-    ref = torch.load(OUT / "a2f_official.pt")
+    inp = torch.load(OUT / f"a2f_inputs{TAG}.pt")
+    ref = torch.load(OUT / f"a2f_official{TAG}.pt")
     out = {"versions": {"official": ref["versions"],
                         "synthfr": {"transformers": transformers.__version__, "diffusers": diffusers.__version__,
                                     "torch": torch.__version__}}}
@@ -153,7 +164,7 @@ def compare():
             "conditioning scale (max abs)": float(ref["id_emb"].abs().max()),
         }
     print(json.dumps(out, indent=1))
-    json.dump(out, open(OUT / "a2f_equiv.json", "w"), indent=1)
+    json.dump(out, open(OUT / f"a2f_equiv{TAG}.json", "w"), indent=1)
 
 
 {"build": build, "official": official, "compare": compare}[sys.argv[1]]()
