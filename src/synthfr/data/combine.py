@@ -18,6 +18,14 @@ are the combined dataset's. ``config.yaml`` records the mode, its parameters and
 the sha256 of its manifest and its whole ``config.yaml``; ``README.md`` describes the combination and repeats
 each source's dataset card (licences are inherited). A source without ``manifest.jsonl`` is read as a
 labelled ImageFolder (``<class>/<image>``; e.g. real aligned faces), one identity per class.
+
+* **counts** (``counts=``, with either mode or a single dataset): keep only the first ``n_i`` images (by index)
+  of each identity of the result, e.g. a long-tailed set with the same identities as a balanced one (generate
+  with the largest count, then subset: image ``k`` of identity ``i`` has the same seed at any count), or a few
+  real identities × images. ``counts`` is a list (one count per identity row of the result) or a mapping from
+  identity folder name to count (identities not named get 0). Identities left with no image are dropped and the
+  rest renumbered in order, so no class is empty; a kept image whose soft label names a dropped identity is an
+  error.
 """
 from __future__ import annotations
 
@@ -33,7 +41,7 @@ import numpy as np
 
 from synthfr.utils.seeds import derive_seed
 
-__all__ = ["combine_datasets"]
+__all__ = ["combine_datasets", "read_counts"]
 
 
 def _sha256(path: Path) -> str:
@@ -110,6 +118,11 @@ def _write_card(out: Path, doc: dict, srcs: list[dict]) -> None:
     how = (f"per identity, {c['replace']['n']} images of source 0 replaced by images of the same identity from "
            f"source 1 (pick {c['replace']['pick']}, seed {c['replace']['seed']})" if c["mode"] == "replace"
            else "the identities of each source one after the other (rows and labels shifted, classes never collide)")
+    if "counts" in c:
+        n = c["counts"]["images_per_identity"]
+        how += (f"{'; then' if len(srcs) > 1 else ' (one source:'} the first images of each identity kept by a count "
+                f"per identity ({min(n, default=0)}-{max(n, default=0)} images, {len(n)} identities; empty identities "
+                f"dropped and the rest renumbered{')' if len(srcs) == 1 else ''}")
     front = {"pretty_name": f"synthfr combined dataset ({c['mode']}): {doc['identities']['rows']} identities, "
                             f"{doc['images']} images",
              "license": "other", "license_name": "inherited-from-sources",
@@ -133,18 +146,103 @@ def _write_card(out: Path, doc: dict, srcs: list[dict]) -> None:
     (out / "README.md").write_text("\n".join(parts))
 
 
+def read_counts(spec: str | Path | Sequence[int] | dict[str, int]) -> list[int] | dict[str, int]:
+    """Per-identity image counts: a list, a ``{folder name: count}`` mapping, or a JSON file holding either."""
+    import json
+
+    if isinstance(spec, (str, Path)):
+        p = Path(spec).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"counts file {p} not found: give a JSON list (one count per identity) or a JSON "
+                                    "object {identity folder: count}")
+        try:
+            spec = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"counts file {p} is not JSON ({e.msg}, line {e.lineno}); write a list of integers or "
+                             "an object {identity folder: count}") from None
+    if isinstance(spec, dict):
+        out_d = {str(k): v for k, v in spec.items()}
+        vals = list(out_d.values())
+    elif isinstance(spec, (list, tuple)):
+        out_d, vals = None, list(spec)
+    else:
+        raise ValueError(f"counts must be a list of integers or a mapping {{identity folder: count}}, got "
+                         f"{type(spec).__name__}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in vals):
+        raise ValueError("counts must be integers >= 0 (images kept per identity)")
+    return out_d if out_d is not None else [int(v) for v in vals]
+
+
+def _per_row(lines: list[dict], rows: int) -> list[int]:
+    n = [0] * rows
+    for r in lines:
+        n[int(r["identity"])] += 1
+    return n
+
+
+def _apply_counts(lines: list[dict], copies: list[tuple[Path, Path]], rows: int, out: Path,
+                  counts: list[int] | dict[str, int]) -> tuple[list[dict], list[tuple[Path, Path]], list[int]]:
+    """Keep the first ``counts[row]`` images of each identity; drop empty identities and renumber the rest."""
+    from synthfr.data.manifest import identity_dirname
+
+    by_row: dict[int, list[int]] = {}
+    for j, r in enumerate(lines):
+        by_row.setdefault(int(r["identity"]), []).append(j)
+    if isinstance(counts, dict):  # by the identity's folder name in its source (e.g. a CelebA id, "000012")
+        names = {row: copies[js[0]][0].parent.name for row, js in by_row.items()}
+        unknown = sorted(set(counts) - set(names.values()))
+        if unknown:
+            raise ValueError(f"counts names {len(unknown)} identities that are not in the datasets (e.g. "
+                             f"{unknown[0]!r}); use the identity folder names of the sources")
+        want = [int(counts.get(names.get(row, ""), 0)) for row in range(rows)]
+    else:
+        if len(counts) != rows:
+            raise ValueError(f"counts has {len(counts)} entries but the result has {rows} identities; give one "
+                             "count per identity")
+        want = [int(c) for c in counts]
+    for row, js in sorted(by_row.items()):
+        if want[row] > len(js):
+            raise ValueError(f"identity {row} has {len(js)} images, counts asks for {want[row]}; generate more "
+                             "images per identity or lower the count")
+    keep = [row for row in range(rows) if want[row] > 0 and by_row.get(row)]
+    new_of = {row: i for i, row in enumerate(keep)}
+    out_lines: list[dict] = []
+    out_copies: list[tuple[Path, Path]] = []
+    for row in keep:
+        for j in sorted(by_row[row], key=lambda j: int(lines[j]["index"]))[:want[row]]:
+            r = dict(lines[j])
+            if r.get("soft_label") is not None:
+                ia, ib, w = r["soft_label"]
+                if int(ia) not in new_of or int(ib) not in new_of:
+                    gone = ib if int(ia) in new_of else ia
+                    raise ValueError(f"image {r['path']} has a soft label naming identity {gone}, which counts drops;"
+                                     " keep at least one image of every identity a kept image is mixed with")
+                r["soft_label"] = [new_of[int(ia)], new_of[int(ib)], float(w)]
+            new = new_of[row]
+            rel = f"images/{identity_dirname(new, len(keep))}/{r['index']}{Path(r['path']).suffix}"
+            r.update(identity=new, label=new, path=rel)
+            out_lines.append(r)
+            out_copies.append((copies[j][0], out / rel))
+    return out_lines, out_copies, keep
+
+
 def combine_datasets(sources: Sequence[str | Path], out: str | Path, *, replace: int = 0, pick: str = "random",
                      seed: int = 0, check_identities: bool = True, link: bool = True, format: str = "folder",
+                     counts: str | Path | Sequence[int] | dict[str, int] | None = None,
                      log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Combine ``sources`` into the new dataset folder ``out`` (see the module docstring); returns a summary."""
+    """Combine ``sources`` into the new dataset folder ``out`` (see the module docstring); returns a summary.
+
+    ``counts``: images kept per identity of the result (a list by row, a ``{folder name: count}`` mapping or a
+    JSON file of either, see :func:`read_counts`); with it a single source is allowed (a subset)."""
     from synthfr.data.manifest import dumps_record, identity_dirname
     from synthfr.data.writers import export_rec
     from synthfr.utils.provenance import provenance
 
     t0 = time.time()
     srcs = [_read_source(Path(s).expanduser()) for s in sources]
-    if len(srcs) < 2:
-        raise ValueError("combine needs at least two dataset folders")
+    want = read_counts(counts) if counts is not None else None
+    if len(srcs) < (1 if want is not None else 2):
+        raise ValueError("combine needs at least two dataset folders (or one with counts: a subset)")
     if pick not in ("random", "last"):
         raise ValueError(f"unknown pick {pick!r}; use random or last")
     if format not in ("folder", "rec"):
@@ -199,6 +297,10 @@ def combine_datasets(sources: Sequence[str | Path], out: str | Path, *, replace:
                                          shift=shift, source=s))
                     copies.append((src, out / rel))
             shift += src_["rows"]
+    kept = None  # rows of the combination that counts keeps (identities.npy follows)
+    if want is not None:
+        lines, copies, kept = _apply_counts(lines, copies, rows, out, want)
+        rows = len(kept)
 
     out.mkdir(parents=True, exist_ok=True)
     for src, dst in copies:
@@ -209,20 +311,27 @@ def combine_datasets(sources: Sequence[str | Path], out: str | Path, *, replace:
     ids_note = None
     if replace:
         if srcs[0]["ids"] is not None:
-            np.save(out / "identities.npy", srcs[0]["ids"])
+            np.save(out / "identities.npy", srcs[0]["ids"] if kept is None else srcs[0]["ids"][kept])
             for sp in srcs[0]["path"].glob("identities.space.*"):
                 shutil.copyfile(sp, out / sp.name)
     elif all(s["ids"] is not None for s in srcs) and len({s["ids"].shape[1] for s in srcs}) == 1:
-        np.save(out / "identities.npy", np.concatenate([s["ids"] for s in srcs]).astype(np.float32))
-        ids_note = "concatenated (each source in its own space; see the sources' identities.space.*)"
+        ids = np.concatenate([s["ids"] for s in srcs]).astype(np.float32)
+        np.save(out / "identities.npy", ids if kept is None else ids[kept])
+        if len(srcs) == 1:  # a subset stays in its source's space
+            for sp in srcs[0]["path"].glob("identities.space.*"):
+                shutil.copyfile(sp, out / sp.name)
+        else:
+            ids_note = "concatenated (each source in its own space; see the sources' identities.space.*)"
     else:
         ids_note = "not written: a source has no identities.npy or another width"
     import yaml
 
     doc = {
         "combined": {
-            "mode": "replace" if replace else "concat",
+            "mode": "replace" if replace else "subset" if len(srcs) == 1 else "concat",
             **({"replace": {"n": int(replace), "pick": pick, "seed": int(seed)}} if replace else {}),
+            **({"counts": {"kept_rows": [int(r) for r in kept],
+                           "images_per_identity": _per_row(lines, rows)}} if kept is not None else {}),
             **({"identities_npy": ids_note} if ids_note else {}),
             "sources": [{"path": str(s["path"].resolve()), "identities": s["rows"], "images": s["images"],
                          "manifest_sha256": s["manifest_sha256"], "config": s["config"]} for s in srcs],
