@@ -124,12 +124,20 @@ def summary(out: Path) -> int:
     print("\n| comparison | Δ accuracy (A − B) | paired t over 10 folds |\n|---|---|---|")
     for a, b in pairs:
         if a in folds and b in folds:
-            d = [x - y for x, y in zip(folds[a], folds[b])]
-            m = sum(d) / len(d)
-            sd = (sum((x - m) ** 2 for x in d) / (len(d) - 1)) ** 0.5
-            t = m / (sd / len(d) ** 0.5) if sd > 0 else float("inf")
+            m, t = paired_t(folds[a], folds[b])
             print(f"| {a} − {b} | {m:+.4f} | {t:+.2f} |")
     return 0
+
+
+def paired_t(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean of the paired differences ``a − b`` and its t statistic (mean / (sd / √n)); also used by
+    benchmarks/experiments15_summary.py (folds of one benchmark, or training seeds)."""
+    d = [x - y for x, y in zip(a, b)]
+    m = sum(d) / len(d)
+    if len(d) < 2:
+        return m, float("nan")
+    sd = (sum((x - m) ** 2 for x in d) / (len(d) - 1)) ** 0.5
+    return m, (m / (sd / len(d) ** 0.5) if sd > 0 else (float("inf") if m else float("nan")))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,216 @@
+"""benchmarks/experiments15.py (issue 15): the dry run prints the right commands for every question, every command
+is one the CLI accepts, and the summary reads a small fake results tree correctly. Nothing here trains."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+def _load(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+E = _load("experiments15")
+S = _load("experiments15_summary")
+ARGS = ["--dry-run", "--exe", "synthfr", "--out", "O", "--lfw", "L.bin", "--heldout", "H.bin", "--celeba", "C"]
+
+
+def _commands(q: str, capsys, *extra: str) -> list[list[str]]:
+    assert E.main([q, *ARGS, *extra]) == 0
+    return [shlex.split(line[2:]) for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+
+
+def _sets(cmd: list[str]) -> dict[str, str]:
+    return dict(cmd[i + 1].split("=", 1) for i, c in enumerate(cmd) if c == "--set")
+
+
+def _check_valid(cmds: list[list[str]]) -> None:
+    """Every pipeline command builds a valid PipelineConfig; every other synthfr command parses."""
+    from synthfr.cli import build_parser
+    from synthfr.pipeline import load_pipeline_config, parse_overrides
+
+    for c in cmds:
+        if c[0] != "synthfr":
+            continue
+        if c[1] == "pipeline":
+            over = parse_overrides([f"{k}={v}" for k, v in _sets(c).items()])
+            load_pipeline_config(ROOT / c[2], over, out=c[c.index("--out") + 1])
+        else:
+            build_parser().parse_args(c[1:])
+
+
+def test_q1_width_vs_depth(capsys):
+    cmds = _commands("q1", capsys)
+    _check_valid(cmds)
+    pipes = [c for c in cmds if c[1] == "pipeline"]
+    assert len(pipes) == 12  # 4 arms x 3 seeds
+    sizes = set()
+    for c in pipes:
+        s = _sets(c)
+        n, k = int(s.get("sample.n", 300)), int(s.get("generate.images_per_id", 20))
+        assert n * k == 6000
+        sizes.add((n, k))
+        assert s["evaluate.benchmarks"] == "[L.bin, H.bin]" and s["train.config.seed"] in "012"
+        assert ("quality.enabled" in s) == (s["train.config.seed"] != "0")  # seeds share the dataset's quality
+        assert c[2] == "configs/cpu-experiment.yaml" and c[c.index("--out") + 1].endswith(f"/s{s['train.config.seed']}")
+    assert sizes == {(100, 60), (300, 20), (1000, 6), (3000, 2)}
+    judges = [c for c in cmds if c[1] == "quality"]
+    assert len(judges) == 4 and all("--judges" in c and c[c.index("--judges") + 1] == "sface" for c in judges)
+
+
+def test_q2_domain_mixup(capsys):
+    cmds = _commands("q2", capsys, "--seeds", "0")
+    _check_valid(cmds)
+    combine = [c for c in cmds if c[1] == "combine"]
+    assert [c[c.index("--out") + 1] for c in combine] == ["O/data/celeba-50x10", "O/data/celeba-100x10",
+                                                          "O/data/celeba-rest"]
+    assert all(c[2] == "C" and "--counts" in c for c in combine)
+    by_out = {c[c.index("--out") + 1].split("/")[1]: c for c in cmds if c[1] in ("pipeline", "train")}
+    assert _sets(by_out["dm-real50"])["train.config.domain_mixup"] == "O/data/celeba-50x10"
+    assert "train.extra_data" not in _sets(by_out["dm-real50"])
+    assert _sets(by_out["cat-real100"])["train.extra_data"] == "[O/data/celeba-100x10]"
+    assert "train.config.domain_mixup" not in _sets(by_out["cat-real100"])
+    assert by_out["real50x10"][1] == "train" and by_out["real50x10"][3] == "O/data/celeba-50x10"
+    assert by_out["real-rest"][3] == "O/data/celeba-rest" and "w300x20" in by_out
+    evals = [c for c in cmds if c[1] == "eval"]
+    assert all(c.count("--benchmark") == 2 and "H.bin" in c for c in evals) and len(evals) == 3
+
+
+def test_q3_long_tail(capsys):
+    cmds = _commands("q3", capsys)
+    _check_valid(cmds)
+    pool = next(c for c in cmds if "O/lt-pool" in c)
+    assert _sets(pool)["generate.images_per_id"] == str(E.LT_POOL_K) and _sets(pool)["train.enabled"] == "false"
+    for name, counts in E.LT_COUNTS.items():
+        assert len(counts) == 300 and sum(counts) == 6000 and min(counts) >= 2
+        assert counts == sorted(counts, reverse=True) and max(counts) <= E.LT_POOL_K
+        assert any(c[1] == "combine" and c[2] == "O/lt-pool/generate/dataset" and c[-1] == f"O/data/syn300-{name}"
+                   for c in cmds)
+        trains = [c for c in cmds if c[1] == "train" and c[3] == f"O/data/syn300-{name}"]
+        assert sorted(c[c.index("--seed") + 1] for c in trains) == ["0", "1", "2"]
+    ratios = [max(c) / min(c) for c in E.LT_COUNTS.values()]
+    assert 8 < ratios[0] < 12 and ratios[1] > 40  # two different tails
+    assert any("O/w300x20/s0" in c for c in cmds)  # the balanced arm: same identities, same first 20 images
+    assert E.longtail_counts(10, 50, 1.0) == [5] * 10
+
+
+def test_q4_to_q7(capsys):
+    q4 = _commands("q4", capsys, "--seeds", "0")
+    _check_valid(q4)
+    gens = sorted(_sets(c)["generate.generator"] for c in q4 if c[1] == "pipeline")
+    assert gens == sorted(f"synthfr-v2:vary={v}" for v in ("none", "pose", "illumination", "expression",
+                                                            "pose+expression+illumination+quality"))
+    q5 = _commands("q5", capsys, "--seeds", "0")
+    _check_valid(q5)
+    samp = {_sets(c).get("sample.method", "hyperface"): (_sets(c)["sample.n"], _sets(c)["generate.images_per_id"])
+            for c in q5 if c[1] == "pipeline"}
+    assert samp == {"hyperface": ("3000", "2"), "uniform": ("3000", "2"), "vec2face": ("3000", "2")}
+    q6 = _commands("q6", capsys, "--seeds", "0")
+    _check_valid(q6)
+    assert sorted(_sets(c).get("generate.variation", "-") for c in q6 if c[1] == "pipeline") == \
+        ["-", "mixup", "mixup:phi_max=0.2", "mixup:phi_max=0.5"]
+    q7 = _commands("q7", capsys)
+    _check_valid(q7)
+    assert q7[0][:2] == ["python", "benchmarks/make_heldout_pairs.py"] and q7[0][q7[0].index("--out") + 1] == "H.bin"
+    assert sorted(c[c.index("--embedder") + 1] for c in q7 if c[1] == "eval") == ["dlib-torch", "sface"]
+
+
+def _faces(root: Path, n_ids: int, n_img: int, seed: int = 0) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for i in range(n_ids):
+        (root / f"{7000 + i}").mkdir(parents=True)
+        for k in range(n_img):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / f"{7000 + i}" / f"{k}.png")
+    return root
+
+
+def test_heldout_pairs_and_real_subsets(tmp_path):
+    mk = _load("make_heldout_pairs")
+    celeba = _faces(tmp_path / "celeba", 40, 12)
+    out = tmp_path / "h.bin"
+    assert mk.main(["--celeba", str(celeba), "--out", str(out), "--identities", "20", "--pairs-per-fold", "30",
+                    "--json", str(tmp_path / "h.json")]) == 0
+    st = json.loads((tmp_path / "h.json").read_text())
+    assert st["identities"] == 20 and st["pairs"] == 600 and st["genuine"] == 300
+    from synthfr.data.benchmarks import load_bin, load_bin_raw
+
+    raw, issame = load_bin_raw(out)
+    b = load_bin(out)
+    owner = {p.read_bytes(): p.parent.name for p in celeba.rglob("*.png")}
+    held = set((tmp_path / "h.identities.txt").read_text().split())
+    assert held == set(st["identity_names"]) and len(held) == 20
+    fold_ids = []
+    for f in range(10):  # synthfr's own folds are the identity-disjoint blocks: 30 genuine then 30 impostor
+        idx = np.where(b.folds == f)[0]
+        assert list(issame[idx]) == [True] * 30 + [False] * 30
+        names = {owner[raw[2 * i + j]] for i in idx for j in (0, 1)}
+        assert all((owner[raw[2 * i]] == owner[raw[2 * i + 1]]) == bool(issame[i]) for i in idx)
+        assert names <= held and len(names) == 2
+        fold_ids.append(names)
+    assert len(set().union(*fold_ids)) == 20  # no identity in two folds
+    # the real training subsets leave every held-out identity out; 50x10 is nested in 100x10
+    ns = type("A", (), {"heldout": str(out), "celeba": str(celeba)})()
+    E.write_counts(("celeba", "celeba-5x10"), str(tmp_path / "c5.json"), ns)
+    E.write_counts(("celeba", "celeba-10x10"), str(tmp_path / "c10.json"), ns)
+    E.write_counts(("celeba", "celeba-rest"), str(tmp_path / "rest.json"), ns)
+    c5, c10 = (json.loads((tmp_path / f).read_text()) for f in ("c5.json", "c10.json"))
+    rest = json.loads((tmp_path / "rest.json").read_text())
+    assert len(c5) == 5 and len(c10) == 10 and set(c5) <= set(c10) and set(c10.values()) == {10}
+    assert len(rest) == 20 and set(rest.values()) == {12} and not (set(rest) | set(c10)) & held
+
+
+def _fake_eval(path: Path, lfw: list[float], held: list[float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    b = {name: {"accuracy": float(np.mean(f)), "std": float(np.std(f)), "eer": 0.2, "tpr_at_fpr": {"1e-3": 0.1},
+                "fold_accuracies": f} for name, f in (("lfw", lfw), ("heldout", held))}
+    path.write_text(json.dumps({"benchmarks": b}))
+
+
+def test_summary_of_a_fake_tree(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    folds = {}
+    for arm, base, seeds in (("w300x20", 0.70, (0, 1, 2)), ("w100x60", 0.65, (0, 1))):
+        for s in seeds:
+            f = list(np.round(base + 0.01 * s + 0.02 * rng.standard_normal(10), 4))
+            h = list(np.round(base + 0.1 + 0.02 * rng.standard_normal(10), 4))
+            folds[(arm, s)] = (f, h)
+            _fake_eval(tmp_path / arm / f"s{s}" / "evaluate" / "eval.json", f, h)
+            (tmp_path / arm / f"s{s}" / "wall.json").write_text(json.dumps({"seconds": 600 + 60 * s}))
+    q = {"networks": {"dlib-torch": {"dataset": {"mean cos to own centre": 0.969, "EER": 0.001}},
+                      "sface": {"dataset": {"mean cos to own centre": 0.512, "EER": 0.234}}}}
+    (tmp_path / "w300x20" / "quality").mkdir()
+    (tmp_path / "w300x20" / "quality" / "quality.json").write_text(json.dumps(q))
+    assert E.main(["summary", "--out", str(tmp_path), "--question", "q1"]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("| w300x20 |"))
+    accs = [np.mean(folds[("w300x20", s)][0]) for s in range(3)]
+    assert f"{np.mean(accs):.4f} ± {np.std(accs, ddof=1):.4f}" in row
+    assert "| 3 |" in row and "0.969 / 0.001" in row and "0.512 / 0.234" in row and "11.0 min" in row
+    assert "| w1000x6 |" in text and "| — |" in text  # arms not run yet show as empty
+    cmp_row = next(line for line in text.splitlines() if line.startswith("| w100x60 − w300x20 |"))
+    # brute force: seeds 0 and 1 are shared; fold accuracies averaged over them, then a paired t over the folds
+    fa = np.mean([folds[("w100x60", s)][0] for s in (0, 1)], axis=0)
+    fb = np.mean([folds[("w300x20", s)][0] for s in (0, 1)], axis=0)
+    d = fa - fb
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(10))
+    per_seed = [np.mean(folds[("w100x60", s)][0]) - np.mean(folds[("w300x20", s)][0]) for s in (0, 1)]
+    assert f"{np.mean(per_seed):+.4f} ± {np.std(per_seed, ddof=1):.4f} (2 seeds)" in cmp_row
+    assert f"{t:+.2f}" in cmp_row
