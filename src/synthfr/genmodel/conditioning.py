@@ -24,8 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["ATTR_INPUTS", "ATTR_GROUPS", "mirror_signs", "prepare_attributes", "identity_conditions",
-           "balance_weights", "AttributePrior"]
+__all__ = ["ATTR_INPUTS", "ATTR_GROUPS", "DIFF_ATTRS", "mirror_signs", "prepare_attributes", "identity_conditions",
+           "balance_weights", "AttributePrior", "image_attributes_torch", "measured_attributes"]
 
 #: attributes the network takes, in this order (units: see synthfr.face.attributes)
 ATTR_INPUTS = ("yaw", "pitch", "mouth_open", "smile", "brightness", "contrast", "light_lr", "light_tb", "sharpness")
@@ -188,3 +188,37 @@ class AttributePrior:
         d = self.deviations
         return {n: {"base_mean": float(self.b[j]), "deviation_sd": float(d[:, j].std())}
                 for j, n in enumerate(self.names)}
+
+
+#: attributes the trainer can measure differentiably on its own outputs (pose net + image formulas)
+DIFF_ATTRS = ("yaw", "pitch", "brightness", "contrast", "light_lr", "light_tb", "sharpness")
+
+
+def image_attributes_torch(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:func:`synthfr.face.attributes.image_attributes` on float B×3×112×112 images in [0, 1], differentiable."""
+    from synthfr.face.attributes import FACE_BOX
+
+    x0, y0, x1, y1 = FACE_BOX
+    f = x[:, :, y0:y1, x0:x1]
+    luma = f[:, 0] * 0.299 + f[:, 1] * 0.587 + f[:, 2] * 0.114
+    mean = luma.mean(dim=(1, 2))
+    safe = mean.clamp_min(1e-3)
+    h, w = luma.shape[1:]
+    lr = (luma[:, :, w // 2:].mean(dim=(1, 2)) - luma[:, :, :w // 2].mean(dim=(1, 2))) / safe
+    tb = (luma[:, :h // 2].mean(dim=(1, 2)) - luma[:, h // 2:].mean(dim=(1, 2))) / safe
+    lap = (luma[:, 1:-1, :-2] + luma[:, 1:-1, 2:] + luma[:, :-2, 1:-1] + luma[:, 2:, 1:-1] - 4 * luma[:, 1:-1, 1:-1])
+    return {"brightness": mean, "contrast": luma.std(dim=(1, 2), unbiased=False) / safe, "light_lr": lr,
+            "light_tb": tb, "sharpness": torch.log10(lap.var(dim=(1, 2), unbiased=False) + 1e-8)}
+
+
+def measured_attributes(x: torch.Tensor, pose_net: torch.nn.Module) -> torch.Tensor:
+    """B×len(ATTR_INPUTS) attributes of generated images, differentiable; NaN for those not measurable here
+    (expression needs landmarks). Pose comes from synthfr's pose *network* (trained on landmark labels), so the
+    independent landmark check of the outputs stays independent."""
+    out = torch.full((x.shape[0], len(ATTR_INPUTS)), float("nan"), device=x.device, dtype=x.dtype)
+    yp = pose_net(x)
+    cols = {"yaw": yp[:, 0], "pitch": yp[:, 1] + float(getattr(pose_net.cfg, "pitch_offset", 0.0)),
+            **image_attributes_torch(x)}
+    for n, v in cols.items():
+        out[:, ATTR_INPUTS.index(n)] = v
+    return out

@@ -38,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from synthfr.genmodel.conditioning import (ATTR_INPUTS, AttributePrior, balance_weights, identity_conditions,
-                                           mirror_signs, prepare_attributes)
+                                           measured_attributes, mirror_signs, prepare_attributes)
 from synthfr.genmodel.model import FaceGenerator, GenModelConfig, PatchDiscriminator
 from synthfr.utils.io import atomic_write_bytes, atomic_write_text, read_json, write_json
 from synthfr.utils.seeds import derive_seed
@@ -155,6 +155,13 @@ class GenTrainConfig:
     real photos but not towards the (frontal, neutral) average of their identity."""
     id_margin: float = 0.05
     """Margin added to the real image's similarity when ``id_target=real``."""
+    w_attr: float = 0.0
+    """Weight of the attribute loss: |measured − requested| / attribute sd, for every attribute given to the
+    network that can be measured differentiably on its output (pose by synthfr's pose net; brightness,
+    contrast, light direction and sharpness by formula). Teaches the attribute inputs to steer."""
+    attr_yaw_range: float = 45.0
+    """Image-less conditions request, half of the time, a yaw drawn uniformly within ± this many degrees (with
+    ``w_attr``): pose range beyond the mostly frontal training photos."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -548,7 +555,7 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
     write_provenance(out, _config_json(cfg), cfg.seed)
 
     log_path = out / "log.csv"
-    fields = ["step", "elapsed_s", "loss_g", "pix", "kl", "id", "perc", "gan_g", "d", "syn_id", "lr"]
+    fields = ["step", "elapsed_s", "loss_g", "pix", "kl", "id", "perc", "gan_g", "d", "syn_id", "lr", "attr"]
     _truncate_csv(log_path, step)
     _truncate_csv(out / "val.csv", step)
     stop = _Stop()
@@ -576,6 +583,13 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
 
         bar = tqdm(initial=step, total=cfg.max_steps, desc="train-generator", unit="step")
     t_count = cfg.model.grid ** 2
+    pose_net = None
+    if cfg.w_attr > 0:
+        if not cfg.model.attr_dim:
+            raise ValueError("w_attr needs attribute inputs (model.attr_dim > 0)")
+        from synthfr.face.pose import load_pose_estimator
+
+        pose_net = load_pose_estimator(device=dev)
     balance = None
     if cfg.pose_balance > 0:
         if data.attrs is None:
@@ -619,6 +633,10 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             if data.attrs is not None and n_syn:
                 sidx = torch.from_numpy(data.train_idx)[torch.randint(len(data.train_idx), (n_syn,), generator=g)]
                 syn_attrs = _batch_attributes(data, sidx, torch.rand(n_syn, generator=g) < 0.5, cfg, g)
+                if cfg.w_attr > 0:  # ask for poses the photos rarely show; the attribute loss checks them
+                    wide = torch.rand(n_syn, generator=g) < 0.5
+                    yaw = (torch.rand(n_syn, generator=g) * 2 - 1) * cfg.attr_yaw_range
+                    syn_attrs[:, 0] = torch.where(wide, yaw, syn_attrs[:, 0])
             use_id = step >= cfg.id_start
             use_gan = step >= cfg.gan_start
             lrf = _lr_factor(step, cfg.warmup_steps)
@@ -678,6 +696,14 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
                     sid = (1 - scos).mean() if syn_bar is None else F.relu(syn_bar - scos).mean()
                     loss = loss + ramp * cfg.w_syn * sid
                     logs["syn_id"] = float(sid.detach())
+            if cfg.w_attr > 0 and attrs is not None:
+                want = attrs if syn_attrs is None else torch.cat([attrs, syn_attrs])
+                got = measured_attributes(y if ys is None else torch.cat([y, ys]), pose_net)
+                known = torch.isfinite(want.to(dev)) & torch.isfinite(got)
+                err = ((got - torch.nan_to_num(want.to(dev))) / E.attr_std).abs()
+                al = torch.where(known, err, torch.zeros_like(err)).sum() / known.sum().clamp_min(1)
+                loss = loss + cfg.w_attr * al
+                logs["attr"] = float(al.detach())
             if use_gan:
                 dg = -D(y).mean()
                 if ys is not None:
