@@ -33,6 +33,14 @@ GENERATOR_SOURCES: dict[str, dict[str, Any]] = {
                     "only",
         "commercial": False,
     },
+    "synthfr-v2": {
+        "datasets": ["CelebA", "UTKFace"],
+        "trained_on": "CelebA (about 300 identities, 6,047 aligned faces) and UTKFace (9,692 aligned faces), "
+                      "trained by synthfr from synthfr-small (see synthfr/weights/synthfr-v2/MODEL_CARD.md)",
+        "licences": "CelebA: non-commercial research purposes only; UTKFace: non-commercial research purposes "
+                    "only",
+        "commercial": False,
+    },
     "arc2face": {
         "datasets": ["WebFace42M", "FFHQ", "CelebA-HQ"],
         "trained_on": "Arc2Face: WebFace42M (restored/upsampled), fine-tuned on FFHQ and CelebA-HQ; base model "
