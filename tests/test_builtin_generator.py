@@ -155,7 +155,7 @@ def test_builtin_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
     import synthfr.genmodel.export as export
     from synthfr.generators import create_generator
 
-    monkeypatch.setattr(export, "default_weights_dir", lambda: tmp_path / "nothing-here")
+    monkeypatch.setattr(export, "default_weights_dir", lambda name="synthfr-small": tmp_path / "nothing-here")
     with pytest.raises(FileNotFoundError, match="no trained weights.*train-generator"):
         create_generator("synthfr-small")
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -167,7 +167,7 @@ def test_builtin_loads_package_folder_and_is_per_image_deterministic(tmp_path, m
     from synthfr.generators import create_generator
 
     _write_tiny_weights(tmp_path / "synthfr-small")
-    monkeypatch.setattr(export, "default_weights_dir", lambda: tmp_path / "synthfr-small")
+    monkeypatch.setattr(export, "default_weights_dir", lambda name="synthfr-small": tmp_path / name)
     gen = create_generator("synthfr-small")
     assert gen.embedder == "dlib-torch" and gen.dim == 128 and gen.differentiable
     c = _unit(6).numpy()

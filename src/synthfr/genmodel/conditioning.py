@@ -161,7 +161,9 @@ class AttributePrior:
         if unknown:
             raise ValueError(f"unknown attribute group(s) {sorted(unknown)}; choose from {sorted(ATTR_GROUPS)}")
         cond = cond.detach().float().cpu()
-        base = cond @ self.W + self.b
+        # an elementwise product and a sum, not a matmul: BLAS may block a matmul differently for different
+        # batch sizes, and an image's attributes must not depend on its batch (last bits included)
+        base = (cond[:, :, None] * self.W[None]).sum(1) + self.b
         m = len(self.deviations)
         rows = torch.empty(len(seeds), dtype=torch.long)
         u = torch.empty(len(seeds))
