@@ -214,6 +214,11 @@ def test_batch_invariance_and_differentiable_forward(sface):
     full = sface.embed(faces, batch_size=64)
     np.testing.assert_allclose(sface.embed(faces, batch_size=3), full, atol=2e-5)
     np.testing.assert_allclose(sface.embed(faces[4]), full[4:5], atol=2e-5)
+    chunk, sface.cpu_chunk = sface.cpu_chunk, 64  # the whole batch through the network at once
+    try:
+        np.testing.assert_allclose(sface.embed(faces), full, atol=2e-5)
+    finally:
+        sface.cpu_chunk = chunk
     x = (torch.from_numpy(faces[:2]).permute(0, 3, 1, 2).float() / 255).requires_grad_(True)
     y = sface(x)
     np.testing.assert_allclose(y.detach().numpy(), full[:2], atol=2e-5)
