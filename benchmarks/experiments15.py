@@ -189,7 +189,7 @@ def quality_command(arm: Arm, a: argparse.Namespace) -> list[str] | None:
     if ds is None or arm.same_data:
         return None
     q = f"{arm_dir(a.out, arm.name, None)}/quality"
-    return a.exe + ["quality", ds, "--embedder", "dlib-torch", "--judges", "sface", "--no-attributes", "--json",
+    return a.exe + ["quality", f"{ds}/images", "--embedder", "dlib-torch", "--judges", "sface", "--no-attributes", "--json",
                     f"{q}/quality.json", "--embeddings-out", f"{q}/embeddings.npy", "--device", "cpu", "--quiet"]
 
 

@@ -72,6 +72,7 @@ def test_q1_width_vs_depth(capsys):
     assert sizes == {(100, 60), (300, 20), (1000, 6), (3000, 2)}
     judges = [c for c in cmds if c[1] == "quality"]
     assert len(judges) == 4 and all("--judges" in c and c[c.index("--judges") + 1] == "sface" for c in judges)
+    assert all(c[2].endswith("/generate/dataset/images") for c in judges)  # quality reads the identity tree
 
 
 def test_q2_domain_mixup(capsys):
