@@ -4,7 +4,7 @@
   1,700 s, under the 30-minute target), verified by the exact all-pairs check (blockwise, float32), against
   uniform random points (10,000 random rows against all rows: a lower bound of uniform's all-pairs maximum,
   which makes the "≤ 0.8 × uniform's max_cos" comparison conservative).
-* ``1m``: 1,000,000 identities in 512-D, the scalable LSH mode (no all-pairs pass): wall time, peak memory and
+* ``1m``: 1,000,000 identities in 512-D, the LSH mode (no all-pairs pass): wall time, peak memory and
   max_cos of 10,000 random points against all (``--check sampled``), with uniform points for reference.
 
     flock /work/cache/cpu.lock .venv/bin/python benchmarks/sampler_scale.py OUT_DIR [200k|1m|all] [BUDGET_200K] [BUDGET_1M]

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tau", type=float, help="vec2face/uniform: maximal cosine between identities (vec2face 0.3)")
     p.add_argument("--alpha", type=float, help="hyperface*: gallery regulariser weight (default 0.5)")
     p.add_argument("--time-budget", type=float, help="hyperface*: optimisation seconds")
-    p.add_argument("--iterations", type=int, help="hyperface*: steps (rounds in scalable mode)")
+    p.add_argument("--iterations", type=int, help="hyperface*: steps (rounds in the LSH mode)")
     p.add_argument("--batch-size", type=int, help="hyperface-alg2: mini-batch b; vigface: batch size")
     p.add_argument("--init", help="hyperface*: auto, gallery, random or code")
     p.add_argument("--device", help="torch device (cpu, cuda)")
@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="IDS.npy", help="write the identity vectors (+ .std.npy, .space.*, .config.yaml)")
     p.add_argument("--json", metavar="PATH", help="write the statistics as JSON")
     p.add_argument("--no-check", action="store_true", help="skip the exact all-pairs check; estimate max_cos from "
-                                                           "10,000 random rows against all (scalable mode)")
+                                                           "10,000 random rows against all (large N)")
     p.add_argument("--check", choices=("auto", "exact", "sampled", "none"), default="auto",
                    help="auto: exact all pairs up to 250,000 identities, else sampled (10,000 rows vs all)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")

@@ -6,7 +6,7 @@ vectors, stats dict)``. Samplers work in a *standardised* embedding space (:mod:
 exactly and maps the vectors back to the embedder's own space.
 
 Registered: ``uniform``, ``vec2face``, ``hyperface-alg1``, ``hyperface-alg2``, ``hyperface`` (synthfr's fast
-packer with a scalable mode), ``vigface``.
+packer: dense, neighbour-list and LSH modes), ``vigface``.
 """
 from __future__ import annotations
 

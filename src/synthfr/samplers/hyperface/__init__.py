@@ -11,8 +11,8 @@ Objective (the same as HyperFace): make the largest pairwise cosine as small as 
   keeps exactly the objective's ratio between the max term and alpha × the mean distance) are projected onto the
   tangent space, accumulated with heavy-ball momentum, clipped to a trust region and each point is renormalised
   (a retraction). Gram products in bfloat16 on CPU for D ≥ 256 and on CUDA (``gram_dtype``); the best iterate is
-  returned, its maximum re-measured in float32. Without a regulariser the last ``polish`` fraction of the budget
-  polishes the tightest pairs on exact neighbour lists (the pairs mode below: many cheap steps per exact pass).
+  returned, its maximum re-measured in float32. Optionally (``polish`` > 0, no regulariser) the last part of the
+  budget polishes the tightest pairs on exact neighbour lists (the pairs mode below); off by default (slower).
 * :mod:`._pairs` (``dense_max`` < N ≤ ``pairs_max``, e.g. 2·10^5): neighbour lists, as in molecular dynamics. An
   exact blockwise pass lists every pair above a threshold a little below the maximum (about ``list_pairs × N``
   pairs), then ``list_steps`` hinge steps run on the listed pairs only (gathers and scatter-adds, not N²
@@ -73,9 +73,10 @@ class HyperFaceConfig:
     """Largest N optimised with an exact full Gram pass every step (dense mode)."""
     pairs_max: int = 400000
     """Largest N optimised with exact neighbour lists (pairs mode); above it the LSH neighbour-list mode runs."""
-    polish: float = 0.5
+    polish: float = 0.0
     """Dense mode without a regulariser: fraction of the budget (time or steps) spent at the end polishing the
-    tightest pairs on exact neighbour lists (0 = dense steps only)."""
+    tightest pairs on exact neighbour lists (0 = dense steps only, the default: measured at 5,000 × 256-D over 20
+    CPU seconds, 0.5 gave 0.1098 against 0.0894 for dense steps only; see docs/benchmarks.md)."""
     gram_dtype: str = "auto"
     """Precision of the Gram products that pick the repelling pairs: 'auto' (bfloat16 on CUDA and on CPU for
     D ≥ 256, about 2.4x faster there; float32 elsewhere), 'float32' or 'bfloat16'. Reported maxima are float32."""
@@ -100,8 +101,8 @@ class HyperFaceConfig:
     lsh_list_pairs: float = 4.0
     """LSH mode: the list threshold is set so that about this many pairs per identity lie above it (the list
     itself holds those found so far; at most ``2 ×`` this many per identity are kept)."""
-    lsh_refresh: int = 4
-    """LSH mode: re-measure the list threshold (500 random rows against all) every this many rounds."""
+    lsh_refresh: int = 8
+    """LSH mode: re-measure the list threshold (256 random rows against all) every this many rounds."""
     lsh_block: int = 1024
     """LSH mode: buckets per batched Gram product (memory ≈ lsh_block × bucket_size² floats)."""
     gallery_every: int = 5

@@ -106,9 +106,9 @@ def split_keys(keys: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def list_threshold(x: torch.Tensor, per_id: float, seed: int, rows: int = 500) -> float:
+def list_threshold(x: torch.Tensor, per_id: float, seed: int, rows: int = 256) -> float:
     """The cosine above which about ``per_id`` pairs per identity lie, from ``rows`` random rows against all rows
-    (each row's top-k kept blockwise)."""
+    (each row's top-k kept blockwise; in ``x``'s precision: the threshold only selects candidates)."""
     n = x.shape[0]
     k = max(8, int(8 * per_id))  # per row: rows with more than k pairs above t are rare (Poisson tail)
     gen = torch.Generator().manual_seed(derive_seed(seed, "hyperface-lsh-threshold"))
@@ -116,7 +116,7 @@ def list_threshold(x: torch.Tensor, per_id: float, seed: int, rows: int = 500) -
     q = x[idx]
     top = torch.full((len(idx), k), -2.0, device=x.device)
     for b in range(0, n, 65536):
-        g = q @ x[b:b + 65536].T
+        g = (q @ x[b:b + 65536].T).float()
         own = (idx >= b) & (idx < b + 65536)
         if own.any():
             r = own.nonzero(as_tuple=True)[0]
@@ -134,13 +134,13 @@ def run_lsh(cfg, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed: 
     budget = Budget(cfg.time_budget, cfg.iterations, cfg.clock)
     low = low_dtype(cfg.gram_dtype, x)
     gen = torch.Generator().manual_seed(derive_seed(seed, "hyperface-lsh"))
-    t = list_threshold(x, cfg.lsh_list_pairs, seed)
+    xl = x.to(low) if low != x.dtype else x
+    t = list_threshold(xl, cfg.lsh_list_pairs, seed)
     start_est = sampled_pair_stats(x, k=min(1000, n), seed=derive_seed(seed, "hyperface-lsh-start"),
                                    device=x.device)["max_cos"]
     cap = int(2 * cfg.lsh_list_pairs * n)
     dims = lsh_dims(cfg.lsh_dims, n, int(cfg.bucket_size))
     keys = torch.empty(0, dtype=torch.long, device=x.device)
-    xl = x.to(low) if low != x.dtype else x
     bar = Bar(cfg.progress, "hyperface (LSH neighbour lists)")
     history = []
     rounds = steps = tables = 0
@@ -192,7 +192,7 @@ def run_lsh(cfg, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed: 
         if rounds % int(cfg.lsh_refresh) == 0:
             # the cosine distribution moves as the optimiser works: re-measure where lsh_list_pairs pairs per
             # identity lie (never upwards: listed pairs that could climb back stay listed)
-            t = min(t, list_threshold(x, cfg.lsh_list_pairs, seed + rounds))
+            t = min(t, list_threshold(xl, cfg.lsh_list_pairs, seed + rounds))
         history.append([round(budget.elapsed(), 2), rounds, tables, steps, m_list, int(len(keys)), t])
         bar.show(budget.fraction(rounds), list_max=f"{m_list:.4f}", pairs=len(keys), tables=tables)
     bar.close()

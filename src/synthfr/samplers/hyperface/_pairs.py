@@ -90,15 +90,18 @@ def hinge_steps(cfg, x: torch.Tensor, pi: torch.Tensor, pj: torch.Tensor, *, flo
     v = torch.zeros_like(xu)
     g = torch.empty_like(xu)
     trust = cfg.pairs_max_step if max_step is None else max_step
-    m = -2.0
+    m = m0 = -2.0
     for _ in range(max_steps):
         if stop(steps):
             break
         c = pair_cos(xu, li, lj)
         m = float(c.max())
+        m0 = m if m0 == -2.0 else m0
         gap = gap_at(steps)
         delta = max(m - gap, floor)
-        if m <= floor + 0.1 * gap:
+        # the list is done once its maximum is within a tenth of (the gap, or the list's own height above the
+        # floor when that is smaller: near the optimum the top pairs form a plateau thinner than the gap)
+        if m <= floor + 0.1 * min(gap, m0 - floor):
             break
         w = c.sub_(delta).clamp_(min=0.0)
         act = w > 0
