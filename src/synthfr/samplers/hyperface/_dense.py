@@ -93,8 +93,8 @@ def run_dense(cfg, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed
             gap0 = cfg.gap * polish + cfg.final_gap * (1 - polish)
             x2, st2 = run_pairs(cfg, best_x, None, 0.0, seed, time_budget=left_t, iterations=left_it, gap=gap0,
                                 desc="hyperface (polish)")
-            st.update(mode="dense+polish", dense_steps=it, steps=it + st2["steps"], polish_steps=st2["steps"], polish_passes=st2["passes"],
-                      polish_history=st2["history"], dense_max_cos=best_m,
+            st.update(mode="dense+polish", dense_steps=it, steps=it + st2["steps"], polish_steps=st2["steps"],
+                      polish_passes=st2["passes"], polish_history=st2["history"], dense_max_cos=best_m,
                       optim_seconds=st["optim_seconds"] + st2["optim_seconds"])
             best_x = x2
     return best_x, st

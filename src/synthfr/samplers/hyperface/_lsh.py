@@ -193,7 +193,8 @@ def run_lsh(cfg, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed: 
             # the cosine distribution moves as the optimiser works: re-measure where lsh_list_pairs pairs per
             # identity lie (never upwards: listed pairs that could climb back stay listed)
             t = min(t, list_threshold(xl, cfg.lsh_list_pairs, seed + rounds))
-        history.append([round(budget.elapsed(), 2), rounds, tables, steps, m_list, int(len(keys)), t])
+        # [seconds, round, list max (as the other modes: index 2 is the maximum), tables, steps, list size, threshold]
+        history.append([round(budget.elapsed(), 2), rounds, m_list, tables, steps, int(len(keys)), t])
         bar.show(budget.fraction(rounds), list_max=f"{m_list:.4f}", pairs=len(keys), tables=tables)
     bar.close()
     # the certified part: float32 maximum over the final neighbour list (every listed pair measured exactly)
