@@ -114,6 +114,26 @@ def test_quality_against_reference_folder_with_both_networks(tmp_path, fakes):
     assert page.count("data:image/jpeg;base64,") >= 3  # worst identities and lowest-quality strips
 
 
+def test_reuse_embeddings_only_for_the_same_files(tmp_path):
+    from synthfr.quality.networks import embed_folder
+
+    class Counting(FakeA):
+        calls = 0
+
+        def embed(self, images, batch_size=64):
+            Counting.calls += len(images)
+            return super().embed(images, batch_size)
+
+    ds = _faces(tmp_path / "gen", 3, 2, seed=1)
+    first = embed_folder(ds, Counting(), tmp_path / "e.npy", progress=False)
+    again = embed_folder(ds, Counting(), tmp_path / "e.npy", progress=False, reuse=True)
+    assert Counting.calls == 6 and np.array_equal(first["embeddings"], again["embeddings"])
+    assert again["classes"] == first["classes"] and np.array_equal(again["labels"], first["labels"])
+    _faces(tmp_path / "gen", 4, 2, seed=1)  # one more identity: the files changed, so it embeds again
+    assert len(embed_folder(ds, Counting(), tmp_path / "e.npy", progress=False, reuse=True)["embeddings"]) == 8
+    assert Counting.calls == 14
+
+
 def test_flat_reference_and_api_without_judges(tmp_path):
     from synthfr.quality.evaluate import quality_from_dataset
 

@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-labels", metavar="RL.npy", help="identity labels of an R.npy reference")
     p.add_argument("--prdc-k", type=int, default=5, help="k of the k-NN manifolds for precision/recall (5)")
     p.add_argument("--no-attributes", action="store_true", help="skip the per-image attribute measurements")
+    p.add_argument("--reuse-embeddings", action="store_true",
+                   help="reuse folder embeddings an earlier run wrote beside --json for the same folder, network "
+                        "name and files (quality_embeddings*.meta.json) instead of embedding again")
     p.add_argument("--attribute-images", type=int, default=2000,
                    help="faces measured per set for attributes, whole identities (2000)")
     p.add_argument("--leak-threshold", type=float, default=0.5, help="cosine above which an identity leaks (0.5)")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         reference=args.reference, reference_labels=args.reference_labels, leak_threshold=args.leak_threshold,
         top_k=args.top_k, clean_out=args.clean_out, space="none" if args.no_standardize else (args.space or "fit"),
         metrics=args.metrics, max_pairs=args.max_pairs, prdc_k=args.prdc_k, attributes=not args.no_attributes,
-        attribute_images=args.attribute_images, device=args.device, seed=args.seed, progress=not args.quiet)
+        attribute_images=args.attribute_images, reuse_embeddings=args.reuse_embeddings, device=args.device,
+        seed=args.seed, progress=not args.quiet)
     if args.json:
         from synthfr.utils.io import write_json
 

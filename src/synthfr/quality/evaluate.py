@@ -117,7 +117,8 @@ def quality_from_dataset(dataset: str | Path | None = None, *, embedder: Any = N
                          reference_labels: str | Path | None = None, leak_threshold: float = 0.5, top_k: int = 20,
                          clean_out: str | Path | None = None, space: Any = "fit",
                          metrics: Sequence[str] | str | None = None, max_pairs: int = 200000, prdc_k: int = 5,
-                         attributes: bool = True, attribute_images: int = 2000, device: str | None = "auto",
+                         attributes: bool = True, attribute_images: int = 2000, reuse_embeddings: bool = False,
+                         device: str | None = "auto",
                          seed: int = 0, progress: bool = True,
                          options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Dataset quality from files (``synthfr quality`` without the JSON/HTML writing).
@@ -146,6 +147,8 @@ def quality_from_dataset(dataset: str | Path | None = None, *, embedder: Any = N
         max_pairs: genuine/impostor pairs at most for ``verification``. prdc_k: k of the k-NN manifolds.
         attributes: measure per-image attributes (pose, expression, illumination, sharpness, detection) of the
             dataset folder and a reference folder; ``attribute_images`` caps the faces measured per set.
+        reuse_embeddings: load folder embeddings written by an earlier run for the same folder, network name
+            and files instead of embedding again (see :func:`synthfr.quality.networks.embed_folder`).
         device: torch device of the embedder. seed: seed of pair/curve sampling. progress: tqdm bar.
         options: extra per-metric keyword options, merged over the ones above.
 
@@ -184,12 +187,12 @@ def quality_from_dataset(dataset: str | Path | None = None, *, embedder: Any = N
         for i, net in enumerate(nets):
             name = network_name(net)
             sets[name] = embed_folder(dataset, net, eout if i == 0 else side_path(eout, name), device=device,
-                                      progress=progress)
+                                      progress=progress, reuse=reuse_embeddings)
             if sets[name]["labels"] is None:
                 raise ValueError(f"{dataset} is not an identity tree (<identity>/<image>); quality needs labels")
             if ref_dir:
                 r = embed_folder(reference, net, side_path(eout, "reference", name), device=device,
-                                 progress=progress, what="reference")
+                                 progress=progress, what="reference", reuse=reuse_embeddings)
                 refs[name] = (r["embeddings"], r["labels"])
         source = f"{dataset} embedded with {', '.join(sets)} -> {eout}"
     else:

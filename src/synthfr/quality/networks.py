@@ -17,7 +17,7 @@ import numpy as np
 
 from synthfr.errors import InputError, UsageError
 
-__all__ = ["JUDGES", "resolve_networks", "network_name", "embed_folder", "headline"]
+__all__ = ["JUDGES", "resolve_networks", "network_name", "embed_folder", "folder_signature", "headline"]
 
 #: the two networks reported side by side by default (the generator's own space, and the independent judge)
 JUDGES = ("dlib-torch", "sface")
@@ -68,16 +68,40 @@ def side_path(base: Path, *parts: str) -> Path:
     return base.with_name(".".join([stem, *(_slug(p) for p in parts)]) + ".npy")
 
 
+def folder_signature(folder: str | Path, net: Any) -> dict[str, Any]:
+    """What an earlier embedding of ``folder`` must match to be reused: the folder, the network's name, and
+    the number, total size and newest modification time of its image files."""
+    from synthfr.evaluation.embed import list_images
+
+    files = list_images(folder)
+    stats = [f.stat() for f in files]
+    return {"root": str(Path(folder).resolve()), "network": network_name(net), "files": len(files),
+            "bytes": int(sum(st.st_size for st in stats)),
+            "newest_mtime": max((st.st_mtime for st in stats), default=0.0)}
+
+
 def embed_folder(folder: str | Path, net: Any, out: Path, *, device: Any = "auto", progress: bool = True,
-                 what: str = "dataset") -> dict[str, Any]:
+                 what: str = "dataset", reuse: bool = False) -> dict[str, Any]:
     """Embed an image folder with ``net``; an unreadable image is an error (a one-line message naming it).
 
+    ``reuse``: load ``out`` instead when an earlier call wrote it for the same folder, network name and files
+    (``out.meta.json``, see :func:`folder_signature`) — a network given by name must then mean the same weights.
     Returns ``{"embeddings", "labels" (None for a flat folder), "classes", "paths", "failed", "root"}``; faces
     that could not be aligned (no face found) are skipped and listed in ``failed``.
     """
-    from synthfr.evaluation.embed import embed_path
+    from synthfr.evaluation.embed import embed_path, sidecar_paths
+    from synthfr.utils.io import read_json, write_json
 
-    res = embed_path(folder, net, out, device=device, progress=progress)
+    out = Path(out)
+    meta_path = out.with_name(out.name[:-4] + ".meta.json" if out.name.endswith(".npy") else out.name + ".meta.json")
+    sig = folder_signature(folder, net)
+    side = sidecar_paths(out)
+    if reuse and meta_path.is_file() and out.is_file() and read_json(meta_path).get("signature") == sig:
+        res = {"failed": read_json(meta_path).get("failed", []), "paths": str(side["paths"])}
+        if side["labels"].is_file():
+            res.update(labels=str(side["labels"]), classes=str(side["classes"]))
+    else:
+        res = embed_path(folder, net, out, device=device, progress=progress)
     bad = [f for f in res["failed"] if f["reason"].startswith("unreadable")]
     if bad:
         raise InputError(f"{what} {folder}: {len(bad)} image(s) cannot be read, first {bad[0]['path']} "
@@ -86,6 +110,7 @@ def embed_folder(folder: str | Path, net: Any, out: Path, *, device: Any = "auto
     if len(emb) == 0:
         raise InputError(f"{what} {folder}: no face could be embedded ({len(res['failed'])} failed); "
                          "give aligned 112×112 faces or photos with a detectable face")
+    write_json(meta_path, {"signature": sig, "failed": res["failed"]})
     lab = np.load(res["labels"]) if "labels" in res else None
     classes = Path(res["classes"]).read_text().splitlines() if "classes" in res else None
     paths = Path(res["paths"]).read_text().splitlines()
