@@ -88,13 +88,13 @@ def hist_grid_png(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[float]
             c = _COLORS[k % len(_COLORS)]
             ax.stairs(y, edges, fill=True, alpha=0.35, color=c)
             handles[name] = ax.stairs(y, edges, color=c)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_yticks([])
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="upper right", fontsize=8, ncol=len(handles))
+    if handles:  # inside the first panel: a figure legend would sit on the titles
+        axes.flat[0].legend(list(handles.values()), list(handles), fontsize=7, loc="upper left")
     return _png(plt, fig)
 
 
