@@ -159,6 +159,9 @@ class GenTrainConfig:
     """Weight of the attribute loss: |measured − requested| / attribute sd, for every attribute given to the
     network that can be measured differentiably on its output (pose by synthfr's pose net; brightness,
     contrast, light direction and sharpness by formula). Teaches the attribute inputs to steer."""
+    attr_loss: Sequence[str] = ("yaw", "pitch", "brightness", "contrast", "light_lr", "light_tb", "sharpness")
+    """Attributes the attribute loss checks. Leave ``sharpness`` out when training from a blurry start: the
+    cheapest way to raise the variance of the Laplacian is high-frequency noise, not detail."""
     attr_yaw_range: float = 45.0
     """Image-less conditions request, half of the time, a yaw drawn uniformly within ± this many degrees (with
     ``w_attr``): pose range beyond the mostly frontal training photos."""
@@ -699,7 +702,8 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             if cfg.w_attr > 0 and attrs is not None:
                 want = attrs if syn_attrs is None else torch.cat([attrs, syn_attrs])
                 got = measured_attributes(y if ys is None else torch.cat([y, ys]), pose_net)
-                known = torch.isfinite(want.to(dev)) & torch.isfinite(got)
+                checked = torch.tensor([n in cfg.attr_loss for n in ATTR_INPUTS], device=dev)
+                known = torch.isfinite(want.to(dev)) & torch.isfinite(got) & checked[None]
                 err = ((got - torch.nan_to_num(want.to(dev))) / E.attr_std).abs()
                 al = torch.where(known, err, torch.zeros_like(err)).sum() / known.sum().clamp_min(1)
                 loss = loss + cfg.w_attr * al
