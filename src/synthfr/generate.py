@@ -333,8 +333,10 @@ def _resolve_embedder(spec: str | None, gen: Any, dim: int, device: Any) -> Any:
         from synthfr.generators.testing import PatternDecoder
 
         return PatternDecoder(dim=dim)
-    from synthfr.face.embedders import create_embedder
+    from synthfr.face.embedders import create_embedder, refuse_judge
 
+    # a filter that keeps the images a judge accepts would bias every later figure that judge gives
+    refuse_judge(name, "the identity filter of synthfr generate")
     try:
         return create_embedder(name, device=device, **opts)
     except TypeError:  # embedders without a device option
