@@ -39,6 +39,12 @@ def _cli(*args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
+def _slug(spec: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", spec)[-80:]
+
+
 def _read_dataset(folder: Path, n_ids: int, k: int) -> np.ndarray:
     from PIL import Image
 
@@ -165,7 +171,7 @@ def main(argv=None) -> int:
     e_real = np.load(real_sf)
 
     for spec in args.generators:
-        name = spec.replace(":", "_").replace("=", "-")
+        name = _slug(spec)
         out = work / f"ds{len(pick)}_{name}"
         if not (out / "manifest.jsonl").is_file():
             _cli("generate", "--identities", str(cond_path), "--images-per-id", "4", "--seed", "3", "--generator",
@@ -216,7 +222,7 @@ def control(spec: str, cond_path: Path, work: Path, src_sf: np.ndarray, thr: flo
     np.save(sub, c)
     sep = "," if ":" in spec else ":"
     for tag, extra, k in (("yaw30", "yaw=30", 1), ("pose_only", "vary=pose", 4), ("light_only", "vary=illumination", 4)):
-        d = work / f"ctl{n}_{tag}_{spec.replace(':', '_').replace('=', '-')}"
+        d = work / f"ctl{n}_{tag}_{_slug(spec)}"
         if not (d / "manifest.jsonl").is_file():
             _cli("generate", "--identities", str(sub), "--images-per-id", str(k), "--seed", "3", "--generator",
                  spec + sep + extra, "--out", str(d), "--no-progress")
