@@ -167,3 +167,18 @@ def test_lsh_module_has_no_all_pairs_product():
 
     src = inspect.getsource(_lsh.run_lsh)
     assert "collect_pairs" not in src and "max_cos(" not in src.replace("neighbour_list_max_cos", "")
+
+
+def test_gap_schedules():
+    from synthfr.samplers.hyperface._dense import gap_schedule
+
+    for kind in ("linear", "geometric"):
+        cfg = create_sampler("hyperface", gap_schedule=kind).config
+        assert gap_schedule(cfg, 0.0) == pytest.approx(cfg.gap) and gap_schedule(cfg, 1.0) == pytest.approx(cfg.final_gap)
+    geo = create_sampler("hyperface", gap_schedule="geometric").config
+    assert gap_schedule(geo, 0.5) < gap_schedule(create_sampler("hyperface").config, 0.5)
+    with pytest.raises(ValueError, match="gap_schedule"):
+        gap_schedule(create_sampler("hyperface", gap_schedule="cosine").config, 0.5)
+    x, st = create_sampler("hyperface", init="random", gap_schedule="geometric", iterations=30, time_budget=None,
+                           progress=False).sample(300, dim=16, seed=0)
+    assert st["steps"] == 30 and pair_stats(x)["max_cos"] < pair_stats(unit(300, 16))["max_cos"]

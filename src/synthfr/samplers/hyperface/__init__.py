@@ -66,7 +66,9 @@ class HyperFaceConfig:
     gap: float = 0.05
     """Initial hinge gap below the current maximum (pairs within it repel)."""
     final_gap: float = 0.003
-    """Hinge gap at the end of the budget (annealed linearly)."""
+    """Hinge gap at the end of the budget."""
+    gap_schedule: str = "linear"
+    """Dense mode: how the gap goes from ``gap`` to ``final_gap`` over the budget, 'linear' or 'geometric'."""
     init: str = "auto"
     """'auto' (gallery when given, else uniform random), 'gallery', 'random' or 'code' (module docstring)."""
     dense_max: int = 40000

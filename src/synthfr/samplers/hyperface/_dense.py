@@ -36,6 +36,17 @@ def dense_grad(x: torch.Tensor, delta: float, chunk: int, dtype: torch.dtype = t
     return g, m, wsum, active // 2
 
 
+def gap_schedule(cfg, fr: float) -> float:
+    """The hinge gap after a fraction ``fr`` of the budget: linear from ``gap`` to ``final_gap``, or geometric
+    (``gap_schedule: geometric``: more of the budget at small gaps)."""
+    kind = getattr(cfg, "gap_schedule", "linear")
+    if kind == "geometric":
+        return cfg.gap * (cfg.final_gap / cfg.gap) ** fr
+    if kind != "linear":
+        raise ValueError(f"gap_schedule must be 'linear' or 'geometric', got {kind!r}")
+    return cfg.gap * (1.0 - fr) + cfg.final_gap * fr
+
+
 def run_dense(cfg, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed: int):
     """Ratcheting-hinge steps with exact Gram passes for the first ``1 − polish`` of the budget; without a gallery
     regulariser the rest polishes the tightest pairs on neighbour lists (:func:`run_pairs`, cheap steps)."""
@@ -58,7 +69,7 @@ def run_dense(cfg, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed
         fr = budget.fraction(it)
         if fr >= 1.0:
             break
-        gap = cfg.gap * (1.0 - fr) + cfg.final_gap * fr
+        gap = gap_schedule(cfg, fr)
         delta = m - gap
         g, m, wsum, active = dense_grad(x, delta, cfg.chunk, low)
         if m < best_m:
