@@ -398,4 +398,5 @@ def test_default_generator_is_the_builtin_face_generator():
     """Omitting --generator gives the built-in face generator, never the test_pattern fixture (issue 13)."""
     from synthfr.generators import REGISTRY
 
-    assert GenerateConfig().generator == "synthfr-small" and "synthfr-small" in REGISTRY.list()
+    assert GenerateConfig().generator == "synthfr-v2" and {"synthfr-v2", "synthfr-small"} <= set(REGISTRY.list())
+    assert REGISTRY.get("builtin") is REGISTRY.get("synthfr-v2")

@@ -170,3 +170,17 @@ def test_attribute_loss_trains(tmp_path):
     assert np.isfinite(out["last"]["attr"]) and out["last"]["attr"] > 0
     with pytest.raises(ValueError, match="attr_dim"):
         train_generator(_cfg(tmp_path, tmp_path / "b", max_steps=1, w_attr=1.0, sample_every=0), progress=False)
+
+
+def test_shipped_v2_weights_load_from_the_package():
+    from synthfr.generators import create_generator
+    from synthfr.generators.builtin_v2 import SynthfrV2
+
+    folder = SynthfrV2.default_weights()
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("synthfr-v2 weights are not shipped in this checkout")
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 25 * 2**20
+    gen = create_generator("builtin")
+    assert isinstance(gen, SynthfrV2) and gen.meta["total_steps"] > 0 and gen.id_gain == 2.0
+    imgs = gen.generate(_unit(2).numpy(), [0, 1])
+    assert imgs.shape == (2, 112, 112, 3) and imgs.std() > 5

@@ -7,7 +7,7 @@ Journey (each step is the public API that the matching CLI subcommand wraps):
    embedding ships with the package.
 2. **Identities** — ``sample_identities("hyperface", ...)`` packs identities in the standardised space of that
    gallery (α = 0.5 keeps them near it) and maps them back into dlib-torch's own space.
-3. **Images** — ``generate_dataset`` with the built-in generator ``synthfr-small`` and HyperFace's β-noise.
+3. **Images** — ``generate_dataset`` with the built-in generator ``synthfr-v2`` and HyperFace's β-noise.
 4. **Quality** — the dataset is embedded again with ``dlib-torch`` and measured (separability, consistency,
    genuine/impostor EER) in the identities' standardised space; a self-contained HTML report
    (:mod:`synthfr.report.pipeline`: sample grid, quality plots, configuration) is written to ``OUT/report.html``.
@@ -47,7 +47,7 @@ class DemoConfig:
     """Size of the synthetic gallery drawn from the shipped statistics."""
     variation: str = "hyperface-noise"
     """Per-image variation spec NAME[:key=value,...]."""
-    generator: str = "synthfr-small"
+    generator: str = "synthfr-v2"
     """Generator (the built-in one ships with the package)."""
     seed: int = 0
     """Global seed: the same seed regenerates the same dataset."""

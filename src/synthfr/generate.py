@@ -59,9 +59,9 @@ class GenerateConfig:
     identities: str = ""
     """Identity vectors: a .npy file of N×D rows from `synthfr sample` (in the generator's embedding space),
     or a sampler spec NAME:n=N,dim=D[,gallery=EMB.npy,seed=S,...] sampled into OUT/sampled/ids.npy first."""
-    generator: str = "synthfr-small"
-    """Registered generator, optionally with options: NAME[:key=value,...] (e.g. arc2face:steps=25); default the
-    built-in face generator (``test_pattern`` is a test fixture that draws coloured grids, never a default)."""
+    generator: str = "synthfr-v2"
+    """Registered generator, optionally with options: NAME[:key=value,...] (e.g. arc2face:steps=25,
+    synthfr-v2:vary=pose); default the built-in face generator, second generation (``test_pattern`` is a test fixture that draws coloured grids, never a default)."""
     weights: str | None = None
     """Local folder with the generator's weights (see docs/generators.md for where to get them)."""
     images_per_id: int = 10

@@ -86,8 +86,8 @@ class SampleStage:
 class GenerateStage:
     """Image generation (``synthfr generate``; the fields of :class:`synthfr.generate.GenerateConfig`)."""
 
-    generator: str = "synthfr-small"
-    """Generator NAME[:key=value,...] (`synthfr list generators`)."""
+    generator: str = "synthfr-v2"
+    """Generator NAME[:key=value,...] (`synthfr list generators`); default the built-in one, 2nd generation."""
     weights: str | None = None
     """Local folder with the generator's weights (docs/generators.md); none for the built-in generator."""
     images_per_id: int = 10

@@ -64,7 +64,7 @@ _TEST_SOURCE = {"datasets": [], "trained_on": "nothing: a test generator that dr
 
 def _sources(gen_name: str) -> dict[str, Any]:
     if gen_name in ("builtin",):
-        gen_name = "synthfr-small"
+        gen_name = "synthfr-v2"
     if gen_name.startswith("test"):
         return _TEST_SOURCE
     return GENERATOR_SOURCES.get(gen_name, {

@@ -22,7 +22,7 @@ _HELP = ("The built-in weights are produced by `synthfr train-generator --data A
          "installation normally ships them in synthfr/weights/synthfr-small.")
 
 
-@REGISTRY.register("synthfr-small", aliases=("builtin",))
+@REGISTRY.register("synthfr-small")
 class SynthfrSmall(Generator):
     """Built-in Vec2Face-style generator (dlib-torch space, 128-D), trained here, ships with the package; CPU-fast."""
 

@@ -32,7 +32,7 @@ _HELP = ("synthfr-v2 weights are produced by `synthfr train-generator ... --set 
          "and exported with `synthfr train-generator --out RUN --export-to DIR` (see docs/model_card.md).")
 
 
-@REGISTRY.register("synthfr-v2")
+@REGISTRY.register("synthfr-v2", aliases=("builtin",))
 class SynthfrV2(SynthfrSmall):
     """Built-in generator, 2nd generation: dlib-torch identity + per-image pose/expression/light attributes."""
 

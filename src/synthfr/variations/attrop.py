@@ -56,8 +56,9 @@ __all__ = ["AttrOP", "AttrOPConfig", "parse_targets"]
 class AttrOPConfig:
     targets: str = "20:yaw=30"
     """Per-identity target groups 'N:key=value[:key=value],...' (keys yaw, pitch in degrees; quality)."""
-    generator: str = "synthfr-small"
-    """Differentiable generator whose output is steered (its embedder gives the identity term)."""
+    generator: str = "synthfr-v2"
+    """Differentiable generator whose output is steered (the dataset's default generator, so that the vector
+    is steered for the network that renders it) (its embedder gives the identity term)."""
     weights: str | None = None
     """Generator weights folder (None: the generator's default)."""
     pose_weights: str | None = None
