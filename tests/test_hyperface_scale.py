@@ -182,3 +182,15 @@ def test_gap_schedules():
     x, st = create_sampler("hyperface", init="random", gap_schedule="geometric", iterations=30, time_budget=None,
                            progress=False).sample(300, dim=16, seed=0)
     assert st["steps"] == 30 and pair_stats(x)["max_cos"] < pair_stats(unit(300, 16))["max_cos"]
+
+
+def test_progress_bar_redraws_sparingly_and_ends_at_100(capsys):
+    from synthfr.samplers.hyperface._common import Bar
+
+    bar = Bar(True, "pack")
+    for i in range(5000):
+        bar.show(0.5 + i * 1e-6, max_cos=0.1)  # the percentage does not move: no redraw per call
+    bar.show(0.99)
+    bar.close()
+    err = capsys.readouterr().err
+    assert err.count("\r") < 20 and "100/100" in err.replace(" ", "")

@@ -354,3 +354,14 @@ def test_demo_writes_the_report(tmp_path):
     run_demo(DemoConfig(out=str(out), identities=4, images_per_id=2, time_budget=1.0, gallery_size=200,
                         device="cpu"), log=msgs.append)
     assert any("reusing the identities" in m for m in msgs)
+
+
+def test_overview_explains_low_separability_beside_a_low_eer():
+    from synthfr.report.pipeline import _overview
+
+    q = {"n_identities": 10, "n_embeddings": 40, "verification": {"eer": 0.0},
+         "separability": {"separability": 0.005, "threshold": 0.5}}
+    out = _overview({}, q, None)
+    assert "how to read this" in out and "0.84" in out
+    q["separability"]["separability"] = 0.9
+    assert "how to read this" not in _overview({}, q, None)

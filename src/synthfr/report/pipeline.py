@@ -418,8 +418,15 @@ def _overview(inp: Mapping[str, Any], quality: Mapping[str, Any] | None, evals: 
         if "verification" in quality:
             head["dataset EER (genuine vs impostor)"] = quality["verification"].get("eer")
         if "separability" in quality:
-            head[f"separability (no centre > {quality['separability'].get('threshold')})"] = \
-                quality["separability"].get("separability")
+            sep, thr = quality["separability"].get("separability"), quality["separability"].get("threshold")
+            head[f"separability (share of identities with no other centre above cos {thr})"] = sep
+            eer = (quality.get("verification") or {}).get("eer")
+            if sep is not None and eer is not None and sep < 0.5 and eer < 0.05:
+                # the combination users asked about: a threshold meant for ArcFace-like spaces in a crowded one
+                head["how to read this"] = (f"images verify well (EER {eer:.3f}) but identity centres sit closer "
+                                            f"than cos {thr} to each other: in this embedding space unrelated "
+                                            "faces are already that close (dlib's raw space: ~0.84), so choose "
+                                            "the separability threshold for the space, or measure standardised")
     for name, b in ((evals or {}).get("benchmarks") or {}).items():
         head[f"{name} accuracy"] = b.get("accuracy")
     head = {k: v for k, v in head.items() if v is not None}

@@ -105,23 +105,41 @@ class Budget:
 
 
 class Bar:
-    """A tqdm bar in per cent of the budget (or nothing when progress is off)."""
+    """A tqdm bar in per cent of the budget (or nothing when progress is off).
+
+    It redraws only when the percentage moves or, for the post-fix figures, at most once a second (every 30 s
+    into a redirected log), and a finished run closes at 100 % — an optimiser calls :meth:`show` thousands of
+    times, and a log must not fill with redraws or end at "99/100"."""
 
     def __init__(self, on: bool, desc: str):
+        import sys
+        import time
+
         self.bar = None
+        self._clock = time.monotonic
+        self._last = -1e9
+        self._every = 1.0 if getattr(sys.stderr, "isatty", lambda: False)() else 30.0
         if on:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=100, desc=desc, unit="%")
+            self.bar = tqdm(total=100, desc=desc, unit="%", mininterval=self._every)
 
     def show(self, fr: float, **post: Any) -> None:
-        if self.bar is not None:
-            self.bar.n = min(100, int(fr * 100))
-            self.bar.set_postfix(**post)
+        if self.bar is None:
+            return
+        n = min(100, int(fr * 100))
+        now = self._clock()
+        if n != self.bar.n or now - self._last >= self._every:
+            self.bar.n = n
+            self.bar.set_postfix(**post, refresh=False)
             self.bar.refresh()
+            self._last = now
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
         if self.bar is not None:
+            if finished:
+                self.bar.n = 100
+                self.bar.refresh()
             self.bar.close()
 
 
