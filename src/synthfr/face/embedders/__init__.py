@@ -56,19 +56,10 @@ class Embedder:
 
 def parse_embedder_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"name:key=value,key2=value2"`` -> ``("name", {key: value})`` (values YAML-typed, as generator specs)."""
-    import yaml
+    from synthfr.registry import parse_spec
 
-    name, _, rest = str(spec).strip().partition(":")
-    opts: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        if "=" not in part:
-            raise ValueError(f"option {part!r} in embedder spec {spec!r} is not key=value (syntax: NAME[:key=value,...])")
-        k, v = part.split("=", 1)
-        try:
-            opts[k.strip()] = yaml.safe_load(v.strip())
-        except yaml.YAMLError:
-            opts[k.strip()] = v.strip()
-    return name.strip(), opts
+    name, opts = parse_spec(spec)
+    return name or "", opts
 
 
 def create_embedder(name: str, **kwargs: Any) -> Embedder:
