@@ -76,8 +76,8 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def best_threshold(e: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
+    """The single best-accuracy cosine threshold over all pairs (when --sface-threshold is not given)."""
     cos = (e[0::2] * e[1::2]).sum(1)
-    cands = np.unique(cos)
     order = np.argsort(cos)
     c, s = cos[order], np.asarray(issame, bool)[order]
     # accuracy at threshold c[i] (accept cos >= c[i]): negatives below + positives at/above
@@ -85,7 +85,6 @@ def best_threshold(e: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
     pos_above = s[::-1].cumsum()[::-1]
     acc = (neg_below + pos_above) / len(c)
     i = int(np.argmax(acc))
-    del cands
     return float(c[i]), float(acc[i])
 
 
