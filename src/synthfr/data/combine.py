@@ -29,7 +29,6 @@ labelled ImageFolder (``<class>/<image>``; e.g. real aligned faces), one identit
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -39,17 +38,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from synthfr.utils.io import file_sha256
 from synthfr.utils.seeds import derive_seed
 
 __all__ = ["combine_datasets", "read_counts"]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_source(d: Path) -> dict[str, Any]:
@@ -70,7 +62,7 @@ def _read_source(d: Path) -> dict[str, Any]:
     if man.is_file():
         for r in iter_manifest(man):
             by_row.setdefault(int(r["identity"]), []).append(r)
-        sha = _sha256(man)
+        sha = file_sha256(man)
     else:
         paths, labels, _ = scan_image_folder(d)
         for p, c in zip(paths, labels):

