@@ -34,7 +34,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from synthfr.generate import GenerateConfig, generate_dataset
+    from synthfr.generation import GenerateConfig, generate_dataset
 
     out = Path(args.out)
     if out.exists():

@@ -135,7 +135,7 @@ def test_generate_with_attrop_writes_the_optimised_image(tiny_gen_dir, tmp_path,
     from PIL import Image
 
     from synthfr.data.manifest import read_manifest
-    from synthfr.generate import GenerateConfig, generate_dataset
+    from synthfr.generation import GenerateConfig, generate_dataset
     from synthfr.generators import create_generator
     from synthfr.variations import create_variation
 

@@ -11,7 +11,7 @@ from PIL import Image
 from synthfr.data.combine import combine_datasets, read_counts
 from synthfr.data.imagefolder import open_dataset
 from synthfr.data.manifest import read_manifest
-from synthfr.generate import GenerateConfig, generate_dataset
+from synthfr.generation import GenerateConfig, generate_dataset
 
 
 def _gen(ids: Path, out: Path, **kw) -> Path:

@@ -289,7 +289,7 @@ def test_judge_is_refused_where_embedders_train_or_steer():
     with pytest.raises(ValueError, match="AttrOP cannot use embedder 'sface'"):
         AttrOP.with_components(object(), object(), FakeJudge())
     # nor may it pick the images of a dataset (the identity filter of synthfr generate)
-    from synthfr.generate import _resolve_embedder
+    from synthfr.generation.checks import resolve_filter_embedder
 
     with pytest.raises(ValueError, match="identity filter of synthfr generate cannot use embedder 'sface'"):
-        _resolve_embedder("sface", None, 128, "cpu")
+        resolve_filter_embedder("sface", None, 128, "cpu")

@@ -207,7 +207,7 @@ def test_corrupt_weights_disk_full_and_debug(ids, tmp_path, capsys, monkeypatch)
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device", str(tmp_path / "ds" / "x.jpg"))
 
-    monkeypatch.setattr("synthfr.generate.generate_dataset", disk_full)
+    monkeypatch.setattr("synthfr.generation.generate_dataset", disk_full)
     _fails(capsys, _gen(ids, tmp_path / "ds"), 1, "disk full", "x.jpg")
     with pytest.raises(OSError):
         main([str(a) for a in _gen(ids, tmp_path / "ds", "--debug")])

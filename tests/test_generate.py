@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthfr.generate import GenerateConfig, generate_dataset, image_seed, merge_shards, parse_spec
+from synthfr.generation import GenerateConfig, generate_dataset, image_seed, merge_shards
+from synthfr.registry import parse_spec
 from synthfr.data.shards import parse_shard, shard_rows
 from synthfr.data.manifest import read_manifest
 
@@ -339,7 +340,7 @@ def test_alignment_check_regenerates_within_the_bound(tmp_path):
 
 
 def test_landmark_alignment_check_finds_no_face_in_a_pattern():
-    from synthfr.generate import LandmarkAlignmentCheck
+    from synthfr.generation import LandmarkAlignmentCheck
     from synthfr.generators import create_generator
 
     try:

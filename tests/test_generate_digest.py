@@ -108,7 +108,7 @@ def _scenario(name: str, tmp: Path) -> None:
         _run(identities=str(ids), generator="test_pattern", images_per_id=2, variation="mixup",
              image_format="png", format="rec", out=str(tmp / name))
     elif name == "pattern-spec-shards-merge":  # sampler spec in OUT/sampled/, two shards merged
-        from synthfr.generate import merge_shards
+        from synthfr.generation import merge_shards
 
         for i in range(2):
             _run(identities="uniform:n=5,dim=24", generator="test_pattern", images_per_id=2,

@@ -128,7 +128,7 @@ def test_arc2face_missing_weights_say_where_to_get_them(tmp_path, arc2face_dir):
 
 def test_arc2face_in_the_pipeline(arc2face_dir, tmp_path, torch_threads):
     from synthfr.data.manifest import read_manifest
-    from synthfr.generate import GenerateConfig, generate_dataset
+    from synthfr.generation import GenerateConfig, generate_dataset
 
     np.save(tmp_path / "ids.npy", _vecs(2))
     cfg = GenerateConfig(identities=str(tmp_path / "ids.npy"), out=str(tmp_path / "ds"), images_per_id=2,

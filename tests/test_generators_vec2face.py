@@ -84,7 +84,7 @@ def test_vec2face_rejects_a_wrong_checkpoint(tmp_path, vec2face_dir):
 
 
 def test_vec2face_in_the_pipeline_resumes_exactly(vec2face_dir, tmp_path, torch_threads):
-    from synthfr.generate import GenerateConfig, generate_dataset
+    from synthfr.generation import GenerateConfig, generate_dataset
 
     v = np.random.default_rng(1).standard_normal((5, 512)).astype(np.float32)
     np.save(tmp_path / "ids.npy", v / np.linalg.norm(v, axis=1, keepdims=True))
@@ -141,7 +141,7 @@ def test_attrop_with_the_vec2face_generator_in_generate(vec2face_with_arcface, t
     space (issue 14: it crashed with KeyError: unknown embedder 'arcface-r100-glint360k'); the pose-set layout —
     images 1-2 of 3 steered from σ-mixture starts, image 0 left as its σ-mixture vector."""
     from synthfr.data.manifest import read_manifest
-    from synthfr.generate import GenerateConfig, generate_dataset
+    from synthfr.generation import GenerateConfig, generate_dataset
 
     root, _ = vec2face_with_arcface
     v = np.random.default_rng(4).standard_normal((2, 512)).astype(np.float32)

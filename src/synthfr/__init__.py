@@ -27,7 +27,7 @@ _LAZY = {
     "embed_path": "synthfr.evaluation.embed:embed_path",
     "run_eval": "synthfr.evaluation.evaluate:run_eval",
     "sample_identities": "synthfr.samplers._api:sample_identities",
-    "generate_dataset": "synthfr.generate:generate_dataset",
+    "generate_dataset": "synthfr.generation:generate_dataset",
     "evaluate_quality": "synthfr.quality.evaluate:evaluate_quality",
     "quality_from_dataset": "synthfr.quality.evaluate:quality_from_dataset",
     "train": "synthfr.training.loop:train",

@@ -61,7 +61,7 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
 
     from synthfr.evaluation.embed import embed_path
     from synthfr.galleries import GaussianGallery
-    from synthfr.generate import GenerateConfig, generate_dataset
+    from synthfr.generation import GenerateConfig, generate_dataset
     from synthfr.quality.evaluate import evaluate_quality, load_embeddings
     from synthfr.report.pipeline import write_pipeline_report
     from synthfr.report.quality import summary_items

@@ -3,7 +3,7 @@
 ``run_pipeline(PipelineConfig)`` (CLI: ``synthfr pipeline CONFIG.yaml``) chains the public API of every stage::
 
     OUT/sample/ids.npy (+ gallery.npy for ``gallery: builtin``)      synthfr.samplers._api.sample_identities
-    OUT/generate/dataset/ (images/, manifest.jsonl, config.yaml)     synthfr.generate.generate_dataset
+    OUT/generate/dataset/ (images/, manifest.jsonl, config.yaml)     synthfr.generation.generate_dataset
     OUT/quality/ (embeddings.npy, quality.json, report.html)         evaluate_quality + write_quality_report
     OUT/train/run/ (model.safetensors, config.json, ...)             synthfr.training.loop.train
     OUT/evaluate/ (eval.json, ROC files)                             synthfr.evaluation.evaluate.run_eval
@@ -84,7 +84,7 @@ class SampleStage:
 
 @dataclass
 class GenerateStage:
-    """Image generation (``synthfr generate``; the fields of :class:`synthfr.generate.GenerateConfig`)."""
+    """Image generation (``synthfr generate``; the fields of :class:`synthfr.generation.GenerateConfig`)."""
 
     generator: str = "synthfr-v2"
     """Generator NAME[:key=value,...] (`synthfr list generators`); default the built-in one, 2nd generation."""
@@ -103,7 +103,7 @@ class GenerateStage:
     jpeg_quality, num_identities, batch_size, workers, fsync)."""
 
     def __post_init__(self) -> None:
-        from synthfr.generate import GenerateConfig
+        from synthfr.generation import GenerateConfig
 
         _validate_dict(GenerateConfig, dict(self.options or {}), "generate.options", _GEN_OWNED)
 
@@ -248,7 +248,7 @@ def _abspath(p: str | None) -> str | None:
 
 
 def _generator_embedder(spec: str) -> str | None:
-    from synthfr.generate import parse_spec
+    from synthfr.registry import parse_spec
     from synthfr.generators import REGISTRY
 
     name, _ = parse_spec(spec)
@@ -271,7 +271,7 @@ def _resolved(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
               "seed": cfg.seed if s.seed is None else s.seed, "options": s.options}
     if s.gallery == "builtin":
         sample["gallery_size"] = s.gallery_size
-    from synthfr.generate import RUN_ONLY_FIELDS
+    from synthfr.generation import RUN_ONLY_FIELDS
 
     g = cfg.generate
     gen = {"generator": g.generator, "weights": _abspath(g.weights), "images_per_id": g.images_per_id,
@@ -302,7 +302,7 @@ def _enabled(cfg: PipelineConfig, stage: str) -> bool:
 def _check(cfg: PipelineConfig) -> None:
     """Errors that would otherwise surface only after the earlier stages have run: every stage's settings are
     validated completely (types, ranges, specs) before the first stage writes anything."""
-    from synthfr.generate import GenerateConfig, validate_generate_config
+    from synthfr.generation import GenerateConfig, validate_generate_config
     from synthfr.utils.validate import check_device, check_out_dir, check_range, check_types
 
     check_types(cfg)
@@ -402,7 +402,7 @@ def _run_sample(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dic
 
 
 def _run_generate(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from synthfr.generate import GenerateConfig, generate_dataset
+    from synthfr.generation import GenerateConfig, generate_dataset
 
     g = cfg.generate
     gc = GenerateConfig(identities=str(stage_dir(cfg, "sample") / "ids.npy"), generator=g.generator,
@@ -421,7 +421,7 @@ def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> di
     import numpy as np
 
     from synthfr.evaluation.embed import embed_path
-    from synthfr.generate import parse_spec
+    from synthfr.registry import parse_spec
     from synthfr.quality.evaluate import evaluate_quality, load_embeddings
     from synthfr.report.quality import summary_items, write_quality_report
     from synthfr.utils.io import write_json

@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from synthfr.config import from_dict, load_yaml, to_dict
-    from synthfr.generate import GenerateConfig
+    from synthfr.generation import GenerateConfig
 
     base = to_dict(load_yaml(args.config, GenerateConfig)) if args.config else {}
     for key in [v[0] for v in _FLAGS.values()] + ["resume", "fsync"]:
@@ -72,7 +72,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthfr.generate import generate_dataset
+    from synthfr.generation import generate_dataset
 
     cfg = config_from_args(args)
     summary = generate_dataset(cfg, progress=not args.no_progress)

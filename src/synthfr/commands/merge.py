@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthfr.generate import merge_shards
+    from synthfr.generation import merge_shards
 
     summary = merge_shards(args.shards, args.out, format=args.format, link=not args.copy)
     print(f"merged {summary['shards']} shards: {summary['identities']} identities, {summary['images']} images "

@@ -41,14 +41,18 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = False) -> Path:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file (``fsync``:
+    the bytes reach the disk before the rename, so the file survives a power loss whole or not at all)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
@@ -64,8 +68,8 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: str | Path, text: str, fsync: bool = False) -> Path:
+    return atomic_write_bytes(path, text.encode(), fsync=fsync)
 
 
 def file_sha256(path: str | Path) -> str:

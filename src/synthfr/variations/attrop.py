@@ -164,6 +164,20 @@ class AttrOP(Variation):
             raise ValueError(f"AttrOP: images={self.config.images!r} names {len(self.steered)} indices but targets="
                              f"{self.config.targets!r} steer {sum(n for n, _ in self.groups)}; make them agree")
         self._components: tuple[Any, Any, Any] | None = None
+        self._shared_generator: Any = None
+
+    def share_generator(self, generator: Any, spec: str, weights: str | None) -> bool:
+        """Steer the dataset's own generator (``synthfr generate`` passes the one it renders with, built from
+        ``spec``/``weights``) when it is the one configured here (same spec, weights and device), instead of
+        loading a second copy. Returns whether it is used."""
+        from synthfr.utils.device import resolve_device
+
+        same = (self.config.generator == spec and self.config.weights == weights
+                and str(resolve_device(self.config.device)) == str(getattr(generator, "device", None)))
+        if same and self._components is None and getattr(generator, "differentiable", False):
+            self._shared_generator = generator
+            return True
+        return False
 
     @classmethod
     def with_components(cls, generator: Any, pose: Any, embedder: Any, **kwargs: Any) -> "AttrOP":
@@ -182,8 +196,10 @@ class AttrOP(Variation):
             from synthfr.face.pose import load_pose_estimator
             from synthfr.generators import create_generator
 
-            kw = {"weights": self.config.weights} if self.config.weights else {}
-            gen = create_generator(self.config.generator, device=self.config.device, **kw)
+            gen = self._shared_generator
+            if gen is None:
+                kw = {"weights": self.config.weights} if self.config.weights else {}
+                gen = create_generator(self.config.generator, device=self.config.device, **kw)
             if not getattr(gen, "differentiable", False):
                 raise ValueError(f"AttrOP needs a differentiable generator; {self.config.generator!r} is not")
             pose = load_pose_estimator(self.config.pose_weights, device=self.config.device)
