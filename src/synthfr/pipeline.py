@@ -183,6 +183,9 @@ class PipelineConfig:
     """FR training (optional)."""
     evaluate: EvaluateStage = field(default_factory=EvaluateStage)
     """Benchmark evaluation (optional)."""
+    dit: dict = field(default_factory=dict)
+    """VIGFace stage 2 (the DiT generator's training): read by ``synthfr train-dit --config THIS.yaml``, which runs
+    before the pipeline; the pipeline itself ignores it (configs/vigface.yaml)."""
 
 
 # ---------------------------------------------------------------------------------------------------------

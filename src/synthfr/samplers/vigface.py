@@ -111,6 +111,8 @@ class VigFaceSampler(Sampler):
             rr = real_c @ real_c.T
             rr.fill_diagonal_(-2.0)
             r2r = rr.max(1).values
+        # the real rows too: VIGFace's stage 2 conditions its generator on them (classes in np.unique order)
+        self.real_prototypes = wn[:c].cpu().numpy()
         stats = {"classes": c, "virtual": n, "final_loss": last, "train_seconds": time.perf_counter() - t0,
                  "virtual_to_nearest_real_centre": v2r.cpu().numpy().tolist(),
                  "real_to_nearest_real_centre": r2r.cpu().numpy().tolist(),
