@@ -34,6 +34,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Shows a config field's default (and what a ``--no-NAME`` switch does) after its docstring."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = getattr(action, "config_default", None)
+        if isinstance(action, argparse._StoreFalseAction):
+            text += " (this switch turns it off)"
+        elif default not in (None, [], {}, "") and not isinstance(action, argparse._StoreTrueAction):
+            text += f" (default: {default})".replace("%", "%%")
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from synthfr import __version__
 
@@ -48,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         mod = importlib.import_module(modname)
         doc = (mod.__doc__ or "").strip()
         p = sub.add_parser(name, help=getattr(mod, "HELP", doc.splitlines()[0] if doc else ""),
-                           description=doc or None, formatter_class=argparse.RawDescriptionHelpFormatter)
+                           description=doc or None, formatter_class=_Help)
         mod.add_arguments(p)
         # also accepted after the command; SUPPRESS keeps a `synthfr --debug CMD` given before it
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

@@ -6,9 +6,11 @@ and read the per-field docstrings so the CLI and the docs can show them.
 from __future__ import annotations
 
 import ast
+import collections.abc
 import dataclasses
 import inspect
 import textwrap
+import types
 import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
@@ -17,7 +19,51 @@ import yaml
 
 T = TypeVar("T")
 
-__all__ = ["to_dict", "from_dict", "load_yaml", "dump_yaml", "field_docs", "merge"]
+__all__ = ["to_dict", "from_dict", "load_yaml", "dump_yaml", "field_docs", "merge", "check_keys",
+           "parse_assignment", "parse_assignments", "set_dotted", "add_config_arguments", "config_from_args",
+           "config_dict_from_args", "add_common_arguments", "COMMON_OPTIONS"]
+
+
+def parse_assignment(text: str, what: str = "KEY=VALUE") -> tuple[str, Any]:
+    """The one KEY=VALUE parser of synthfr (``--set``, ``--option``, spec strings ``NAME:key=value,...``):
+    ``"train.config.epochs=2"`` -> ``("train.config.epochs", 2)``. The value is read as YAML (``[a, b]`` is a
+    list, ``0.5`` a float, an empty value None); text that is not valid YAML stays a string."""
+    if "=" not in text:
+        from synthfr.errors import UsageError
+
+        raise UsageError(f"{what}: {text!r} is not key=value")
+    key, value = (t.strip() for t in text.split("=", 1))
+    if not key:
+        from synthfr.errors import UsageError
+
+        raise UsageError(f"{what}: {text!r} has no key before '='")
+    if not value:
+        return key, None
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError:
+        return key, value
+
+
+def parse_assignments(items: Any, what: str = "KEY=VALUE") -> dict[str, Any]:
+    """Several ``KEY=VALUE`` items (see :func:`parse_assignment`) as one dict; later keys win."""
+    return dict(parse_assignment(str(it), what) for it in (items or []))
+
+
+def check_keys(cls: type, data: Mapping[str, Any], where: str = "", owned: tuple[str, ...] = (),
+               owner: str = "the caller") -> None:
+    """The one unknown-key check of synthfr: a ``KeyError`` naming every key of ``data`` that is not a field of
+    dataclass ``cls`` (with its section ``where``) and listing the valid ones; keys in ``owned`` are fields that
+    ``owner`` sets itself and refuses from the user."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    prefix = f"{where}." if where else ""
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise KeyError(f"unknown config key(s) {', '.join(prefix + u for u in unknown)} for {cls.__name__}; "
+                       f"valid keys: {', '.join(n for n in names if n not in owned)}")
+    clash = sorted(set(data) & set(owned))
+    if clash:
+        raise KeyError(f"{', '.join(prefix + c for c in clash)} is set by {owner} itself; remove it")
 
 
 def to_dict(cfg: Any) -> Any:
@@ -43,7 +89,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, Mapping):
             raise TypeError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
         return from_dict(tp, value, _where=where)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1:
             return _convert(args[0], value, where)
@@ -63,14 +109,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, _where: str = "") -> T:
     """Build dataclass ``cls`` from a mapping; unknown keys raise an error that lists the valid ones."""
     data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        prefix = f"{_where}." if _where else ""
-        raise KeyError(
-            f"unknown config key(s) {', '.join(prefix + u for u in unknown)} for {cls.__name__}; "
-            f"valid keys: {', '.join(fields)}"
-        )
+    check_keys(cls, data, _where)
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
@@ -83,14 +122,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, _where: str = "")
 
 def merge(cfg: T, overrides: Mapping[str, Any]) -> T:
     """Return a copy of ``cfg`` with ``overrides`` (dotted keys allowed: ``{"optim.lr": 0.1}``) applied."""
-    base = to_dict(cfg)
-    for key, value in overrides.items():
-        node = base
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return from_dict(type(cfg), base)
+    return from_dict(type(cfg), set_dotted(to_dict(cfg), overrides))
 
 
 def load_yaml(path: str | Path, cls: type[T] | None = None) -> Any:
@@ -136,3 +168,204 @@ def field_docs(cls: type) -> dict[str, str]:
                     and isinstance(nxt.value.value, str):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
+
+
+# -- the command line of a config (litgpt's way: the dataclass is the only description of its options) -----
+#: Options a command may add beside its config's fields (not config fields: how the command reads and
+#: reports); their help is fixed here, once.
+COMMON_OPTIONS: dict[str, dict[str, Any]] = {
+    "config": dict(metavar="CONFIG.yaml", help="the YAML config file (configs/ holds examples)"),
+    "--config": dict(metavar="YAML", help="read the config's fields from a YAML file (options given on the "
+                                          "command line override it)"),
+    "--set": dict(dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                  help="override any config field, dotted for sections (e.g. model.depth=6; repeatable; values "
+                       "are YAML)"),
+    "--json": dict(metavar="PATH", help="also write the command's result as JSON"),
+    "--quiet": dict(action="store_true", help="no progress bar"),
+    "--no-progress": dict(action="store_true", help="no progress bar"),
+}
+
+
+def add_common_arguments(parser: Any, *names: str) -> None:
+    """Add options of :data:`COMMON_OPTIONS` (``"--json"``, ``"--config"``, ...) to an argparse parser."""
+    for name in names:
+        parser.add_argument(name, **COMMON_OPTIONS[name])
+
+
+def _strip_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _strip_optional(args[0])
+        return tuple(args)
+    return tp
+
+
+def _option_settings(tp: Any, default: Any) -> dict[str, Any]:
+    """argparse settings of a field from its type (after Optional is removed) and default."""
+    tp = _strip_optional(tp)
+    if isinstance(tp, tuple):  # e.g. str | list: one value or several
+        if any(a is list or typing.get_origin(a) is list for a in tp):
+            return {"nargs": "+", "one_or_many": True}
+        return {"type": tp[0]}
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return {"action": "store_false" if default is True else "store_true"}
+    if tp is dict or origin is dict:
+        return {"action": "append", "metavar": "KEY=VALUE"}
+    if tp is list or tp is tuple or origin in (list, tuple, collections.abc.Sequence):
+        inner = (typing.get_args(tp) or [None])[0]
+        if inner is None and isinstance(default, (list, tuple)) and default:
+            inner = type(default[0])
+        return {"nargs": "+", **({"type": inner} if inner in (int, float) else {})}
+    if origin is typing.Literal:
+        return {"choices": list(typing.get_args(tp))}
+    if tp in (int, float):
+        return {"type": tp}
+    return {}
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def add_config_arguments(parser: Any, cls: type, *, positional: tuple[str, ...] = (),
+                         flags: Mapping[str, Mapping[str, Any]] | None = None,
+                         aliases: Mapping[str, tuple[str, Any]] | None = None,
+                         keys: Mapping[tuple[str, ...] | str, str] | None = None, skip: tuple[str, ...] = (),
+                         nested: Mapping[str, str] | None = None, _dest: str = "", _flag: str = "") -> None:
+    """One option per field of dataclass ``cls``: ``--field-name``, its help the field's docstring, its kind
+    from the annotation (bool: a switch, ``--no-NAME`` when the default is true; list: several values; dict:
+    repeatable KEY=VALUE; a nested dataclass: its fields as ``--PREFIX-NAME``); a field without a default is
+    required. ``positional`` fields are positional arguments; ``flags`` gives a field other option strings or
+    argparse settings (``{"benchmarks": {"flags": ["--benchmark"], "action": "append"}}``), ``aliases`` extra
+    switches that set a field to one value (``{"--no-check": ("check", "sampled")}``), ``nested`` the option
+    prefix of a nested dataclass field (``{"augment": "aug"}``), ``keys`` options that set one key of a dict
+    field (``{("--margin", "-m"): "head_kwargs.m"}``); ``skip`` fields get no option. Every default
+    stays None so that :func:`config_from_args` applies only what was given; help shows the config's default."""
+    docs, hints = field_docs(cls), typing.get_type_hints(cls)
+    flags, nested = dict(flags or {}), dict(nested or {})
+    for f in dataclasses.fields(cls):
+        dest = _dest + f.name
+        if f.name in skip or dest in skip:
+            continue
+        default, tp = _default(f), hints.get(f.name, Any)
+        if dataclasses.is_dataclass(tp):
+            add_config_arguments(parser, tp, flags=flags, skip=skip, _dest=f"{dest}.",
+                                 _flag=_flag + nested.get(dest, f.name.replace("_", "-")) + "-")
+            continue
+        settings = {**_option_settings(tp, default), **flags.get(dest, {})}
+        if settings.get("action") == "append" and "KEY=VALUE" != settings.get("metavar"):
+            settings.pop("nargs", None)  # a list given one value per option (--benchmark A --benchmark B)
+        names = list(settings.pop("flags", []))
+        one_or_many = settings.pop("one_or_many", False)
+        if dest in positional:
+            if default is not dataclasses.MISSING:
+                settings.setdefault("nargs", "?")
+            settings.setdefault("metavar", f.name.upper())
+            action = parser.add_argument(dest, default=None, help=docs.get(f.name, "").replace("%", "%%"),
+                                         **settings)
+        else:
+            if not names:
+                stem = _flag + f.name.replace("_", "-")
+                names = [f"--no-{stem}" if settings.get("action") == "store_false" else f"--{stem}"]
+            if default is dataclasses.MISSING:
+                settings["required"] = True
+            if settings.get("action") not in ("store_true", "store_false") and "choices" not in settings:
+                settings.setdefault("metavar", f.name.upper())
+            action = parser.add_argument(*names, dest=dest, default=None,
+                                         help=docs.get(f.name, "").replace("%", "%%"), **settings)
+        action.config_default = None if default is dataclasses.MISSING else to_dict(default)
+        action.one_or_many = one_or_many
+    for flag, (dest, value) in (aliases or {}).items():
+        parser.add_argument(flag, dest=dest, action="store_const", const=value, default=None,
+                            help=f"same as --{dest.replace('_', '-')} {value}")
+    for names, dest in (keys or {}).items():
+        field_name, key = dest.rsplit(".", 1)
+        option = flags.get(field_name, {}).get("flags", [field_name])[0].lstrip("-").replace("_", "-")
+        parser.add_argument(*([names] if isinstance(names, str) else names), dest=dest, default=None,
+                            metavar="VALUE", help=f"same as --{option} {key}=VALUE")
+
+
+def config_from_args(cls: type[T], args: Any, base: Any = None) -> T:
+    """The config of a command line made by :func:`add_config_arguments`: ``base`` (a dataclass or mapping)
+    < ``--config`` YAML < the options given < ``--set KEY=VALUE``. Unknown keys fail with the valid ones."""
+    return from_dict(cls, config_dict_from_args(cls, args, base))
+
+
+def config_dict_from_args(cls: type, args: Any, base: Any = None) -> dict[str, Any]:
+    """:func:`config_from_args` as a plain mapping (for configs with their own loader)."""
+    data = to_dict(base) if base is not None else {}
+    if getattr(args, "config", None):
+        from_file = load_yaml(args.config) or {}
+        if not isinstance(from_file, Mapping):
+            from synthfr.errors import UsageError
+
+            raise UsageError(f"{args.config} must hold a YAML mapping of {cls.__name__} fields")
+        data = set_dotted(data, from_file)
+    given: dict[str, Any] = {}
+    hints_of = _nested_hints(cls)
+    for dest, tp in hints_of.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        kind = _option_settings(tp, None)
+        if kind.get("action") == "append" and kind.get("metavar") == "KEY=VALUE":  # dict fields
+            value = {**(_get_dotted(data, dest) or {}), **parse_assignments(value, f"--{dest.replace('_', '-')}")}
+        elif kind.get("one_or_many") and isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        given[dest] = value
+    for dest, value in vars(args).items():  # options of one key of a dict field (--margin: head_kwargs.m)
+        head, _, key = dest.rpartition(".")
+        if value is not None and head in hints_of and dest not in hints_of and isinstance(value, str):
+            given[head] = {**(given.get(head) or _get_dotted(data, head) or {}),
+                           **parse_assignments([f"{key}={value}"], f"--{dest}")}
+    data = set_dotted(data, given)
+    return set_dotted(data, parse_assignments(getattr(args, "overrides", None) or [], "--set"))
+
+
+def _nested_hints(cls: type, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints.get(f.name, Any)
+        if dataclasses.is_dataclass(tp):
+            out.update(_nested_hints(tp, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = tp
+    return out
+
+
+def _get_dotted(data: Mapping[str, Any], key: str) -> Any:
+    node: Any = data
+    for p in key.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(p)
+    return node
+
+
+def set_dotted(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with dotted ``values`` (``{"optim.lr": 0.1}``) applied; a section in the way of a
+    dotted key must be a mapping."""
+    import copy
+
+    out = copy.deepcopy(dict(data))
+    for key, value in values.items():
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            if not isinstance(nxt, dict):
+                from synthfr.errors import UsageError
+
+                raise UsageError(f"{key}: {p} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out

@@ -48,15 +48,9 @@ _TRAIN_RUN_ONLY = ("device", "num_workers", "threads", "progress", "log_every", 
 
 
 def _validate_dict(cls: type, data: dict, where: str, owned: tuple[str, ...]) -> None:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise KeyError(f"unknown config key(s) {', '.join(f'{where}.{u}' for u in unknown)} "
-                       f"(not a {cls.__name__} field); valid keys: {', '.join(sorted(names - set(owned)))}")
-    clash = sorted(set(data) & set(owned))
-    if clash:
-        raise KeyError(f"{', '.join(f'{where}.{c}' for c in clash)} is set by the pipeline itself; remove it "
-                       f"(the stage section or top-level out/seed/device sets it)")
+    from synthfr.config import check_keys
+
+    check_keys(cls, data, where, owned, owner="the pipeline (the stage section or top-level out/seed/device)")
 
 
 @dataclass
@@ -192,38 +186,22 @@ class PipelineConfig:
 def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = None,
                          out: str | None = None) -> PipelineConfig:
     """Read a pipeline YAML, apply dotted ``overrides`` (``{"train.config.epochs": 2}``) and ``out``."""
-    from synthfr.config import from_dict, load_yaml
+    from synthfr.config import set_dotted, from_dict, load_yaml
 
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a YAML mapping of pipeline settings (out, seed, sample, generate, ...)")
-    for key, value in (overrides or {}).items():
-        node = data
-        parts = key.split(".")
-        for p in parts[:-1]:
-            nxt = node.get(p)
-            if nxt is None:
-                nxt = node[p] = {}
-            if not isinstance(nxt, dict):
-                raise ValueError(f"--set {key}: {p} is not a section")
-            node = nxt
-        node[parts[-1]] = value
+    data = set_dotted(data, overrides or {})
     if out is not None:
         data["out"] = out
     return from_dict(PipelineConfig, data)
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["a.b=1", "c=[x, y]"]`` -> ``{"a.b": 1, "c": ["x", "y"]}`` (values parsed as YAML)."""
-    import yaml
+    """``["a.b=1", "c=[x, y]"]`` -> ``{"a.b": 1, "c": ["x", "y"]}`` (synthfr's one KEY=VALUE parser)."""
+    from synthfr.config import parse_assignments
 
-    res: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r} is not key.sub=value")
-        k, v = item.split("=", 1)
-        res[k.strip()] = yaml.safe_load(v) if v.strip() else None
-    return res
+    return parse_assignments(items, "--set")
 
 
 def stage_dir(cfg: PipelineConfig, stage: str) -> Path:

@@ -143,19 +143,11 @@ def all_registries() -> dict[str, Registry]:
 def parse_spec(spec: str | None) -> tuple[str | None, dict[str, Any]]:
     """``"name:key=value,key2=value2"`` -> ``("name", {key: value, ...})`` with YAML-typed values (the one spec
     syntax of generators, variations, embedders and samplers on the command line)."""
-    import yaml
+    from synthfr.config import parse_assignment
 
     if spec is None or str(spec).strip() == "":
         return None, {}
     spec = str(spec).strip()
     name, _, rest = spec.partition(":")
-    opts: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        if "=" not in part:
-            raise ValueError(f"option {part!r} in {spec!r} is not key=value (syntax: NAME[:key=value,...])")
-        k, v = part.split("=", 1)
-        try:
-            opts[k.strip()] = yaml.safe_load(v.strip())
-        except yaml.YAMLError:
-            opts[k.strip()] = v.strip()
-    return name.strip(), opts
+    what = f"option in {spec!r} (syntax: NAME[:key=value,...])"
+    return name.strip(), dict(parse_assignment(p, what) for p in filter(None, (p.strip() for p in rest.split(","))))

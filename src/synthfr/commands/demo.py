@@ -11,20 +11,15 @@ HELP = "offline demo: sample identities, generate a small dataset, write its qua
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from synthfr.config import field_docs
+    from synthfr.config import add_config_arguments
     from synthfr.demo import DemoConfig
 
-    docs = field_docs(DemoConfig)
-    d = DemoConfig()
-    kinds = {"time_budget": float, "iterations": int}  # optional fields (default None or a number)
-    for name, value in d.__dict__.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=kinds.get(name, type(value)), default=value,
-                       help=f"{docs.get(name, '')} (default: {value})")
+    add_config_arguments(p, DemoConfig)
 
 
 def run(args: argparse.Namespace) -> int:
+    from synthfr.config import config_from_args
     from synthfr.demo import DemoConfig, run_demo
 
-    kw = {k: getattr(args, k) for k in DemoConfig().__dict__}
-    run_demo(DemoConfig(**kw))
+    run_demo(config_from_args(DemoConfig, args))
     return 0

@@ -13,33 +13,29 @@ import argparse
 HELP = "embed a folder of faces or a .bin into emb.npy (+ emb.paths.txt, labels for identity trees)"
 
 
+_CLI = {"input": {"metavar": "INPUT"}, "embedder": {"metavar": "SPEC"}, "out": {"metavar": "NPY"},
+        "progress": {"flags": ["--quiet"]}}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", metavar="INPUT", help="folder of images (aligned 112x112 or raw) or an insightface .bin")
-    p.add_argument("--embedder", metavar="SPEC", required=True,
-                   help="registered embedder NAME[:key=value,...], e.g. dlib-torch or "
-                   "onnx:path=MODEL.onnx (`synthfr list embedder`)")
-    p.add_argument("--out", metavar="NPY", required=True, help="output .npy file")
-    p.add_argument("--batch-size", type=int, default=64, help="images per embedder call (default 64)")
-    p.add_argument("--device", default="auto", help="torch device for torch embedders: auto, cpu, cuda, ...")
-    p.add_argument("--flip", action="store_true", help="add the mirrored image's embedding and re-normalise")
-    p.add_argument("--align", choices=("auto", "always", "never"), default="auto",
-                   help="align images that are not 112x112 (auto), every image, or none (failures)")
-    p.add_argument("--json", metavar="PATH", help="write a summary (counts, failures with reasons) as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from synthfr.config import add_config_arguments
+    from synthfr.evaluation.config import EmbedConfig
+
+    add_config_arguments(p, EmbedConfig, positional=("input",), flags=_CLI)
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthfr.evaluation.embed import embed_path
+    from synthfr.config import config_from_args
+    from synthfr.evaluation.config import EmbedConfig
+    from synthfr.evaluation.embed import embed
 
-    if args.batch_size < 1:
-        raise ValueError("--batch-size must be at least 1")
-    res = embed_path(args.input, args.embedder, args.out, batch_size=args.batch_size, flip=args.flip,
-                     device=args.device, align=args.align, progress=not args.quiet, json_path=args.json)
+    cfg = config_from_args(EmbedConfig, args)
+    res = embed(cfg)
     print(f"embedded {res['embedded']} of {res['images']} images ({res['dim']}-D) -> {res['out']}")
     if res["failed"]:
         print(f"{len(res['failed'])} failed:")
         for f in res["failed"][:20]:
             print(f"  {f['path']}: {f['reason']}")
         if len(res["failed"]) > 20:
-            print(f"  ... ({len(res['failed']) - 20} more{'; see ' + args.json if args.json else ''})")
+            print(f"  ... ({len(res['failed']) - 20} more{'; see ' + cfg.json if cfg.json else ''})")
     return 0

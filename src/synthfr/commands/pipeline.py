@@ -16,34 +16,46 @@ Keys of --set are dotted (section.field, train.config.FIELD, sample.options.FIEL
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 
 HELP = "sample -> generate -> quality -> train -> evaluate from one YAML config (resumable)"
 
 
+@dataclass
+class RunOptions:
+    """How ``synthfr pipeline`` treats a config (beside the config's own fields)."""
+
+    force: list[str] = field(default_factory=list)
+    """Re-run this stage (sample, generate, quality, train, evaluate, or all) and every later stage even if
+    complete (repeatable)."""
+    print_config: bool = False
+    """Print the resolved config as YAML and exit."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", metavar="CONFIG.yaml", help="pipeline config (see configs/)")
-    p.add_argument("--out", metavar="DIR", help="output folder (overrides the config's out)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.config.epochs=2 (repeatable; YAML values)")
-    p.add_argument("--force", action="append", default=[], metavar="STAGE",
-                   help="re-run STAGE (sample, generate, quality, train, evaluate, or all) and every later "
-                        "stage even if complete (repeatable)")
-    p.add_argument("--json", metavar="PATH", help="also write the pipeline summary (stage summaries) as JSON")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    from synthfr.config import add_common_arguments, add_config_arguments
+    from synthfr.pipeline import PipelineConfig
+
+    add_common_arguments(p, "config")
+    add_config_arguments(p, PipelineConfig, flags={"out": {"metavar": "DIR"}})
+    add_common_arguments(p, "--set", "--json")
+    add_config_arguments(p, RunOptions, flags={"force": {"action": "append", "metavar": "STAGE"}})
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthfr.pipeline import load_pipeline_config, parse_overrides, run_pipeline
+    from synthfr.config import config_from_args
+    from synthfr.pipeline import PipelineConfig, run_pipeline
 
-    cfg = load_pipeline_config(args.config, parse_overrides(args.overrides), out=args.out)
+    cfg = config_from_args(PipelineConfig, args)  # the YAML < options given < --set
     if args.print_config:
         from synthfr.config import dump_yaml
 
         print(dump_yaml(cfg), end="")
         return 0
-    summary = run_pipeline(cfg, force=args.force)
+    summary = run_pipeline(cfg, force=args.force or [])
     if args.json:
         from synthfr.utils.io import write_json
 
         write_json(args.json, summary)
     return 0
+

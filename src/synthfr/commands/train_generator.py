@@ -15,6 +15,7 @@ Export the run's latest (EMA) weights into a weights folder for `synthfr-small` 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 HELP = "train the built-in generator (synthfr-small) on aligned faces; resumable"
 
@@ -40,98 +41,71 @@ def _duration(text: str) -> float:
     return total
 
 
+@dataclass
+class ExportOptions:
+    """What ``synthfr train-generator`` does with RUN besides its GenTrainConfig: resume it, or export it."""
+
+    resume: bool = False
+    """Continue the run in out from its latest checkpoint."""
+    export_to: str | None = None
+    """Do not train: export the run's latest EMA weights to this folder (model.safetensors + config.json;
+    'package' = the installed package's weights folder)."""
+    half: bool = False
+    """With export_to: store float16 weights (half size)."""
+    id_gain: float | None = None
+    """With export_to: record the default identity gain of these weights (synthfr-small id_gain; choose it with
+    benchmarks/generator_acceptance.py --id-gain)."""
+
+
+_CLI = {"data": {"metavar": "DIR"}, "out": {"metavar": "RUN"}, "time_budget": {"type": _duration},
+        "export_to": {"metavar": "DIR"}, "id_gain": {"metavar": "G"}}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", nargs="+", default=[], metavar="DIR",
-                   help="folders of aligned 112×112 faces (synthfr align output); never LFW")
-    p.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoints, logs, samples)")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
-    p.add_argument("--config", metavar="YAML", help="training config (keys of GenTrainConfig; model: {...})")
-    p.add_argument("--data-cache", metavar="DIR", help="cache of packed images + embeddings (default RUN/data)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in total")
-    p.add_argument("--time-budget", type=_duration, default=None,
-                   help="stop with a checkpoint after this long (seconds or 90m / 3h)")
-    p.add_argument("--ckpt-minutes", type=float, default=None, help="checkpoint interval (default 5)")
-    p.add_argument("--sample-every", type=int, default=None, help="steps between sample grids (default 500)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set gan_start=5000 w_id=2 model.depth=6")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
-    p.add_argument("--export-to", metavar="DIR", help="do not train: export RUN's latest EMA weights to DIR "
-                   "(model.safetensors + config.json; 'package' = the installed package's weights folder)")
-    p.add_argument("--half", action="store_true", help="with --export-to: store float16 weights (half size)")
-    p.add_argument("--id-gain", type=float, default=None, metavar="G",
-                   help="with --export-to: record the default identity gain of these weights (synthfr-small "
-                        "id_gain; choose it with benchmarks/generator_acceptance.py --id-gain)")
+    from synthfr.config import add_common_arguments, add_config_arguments
+    from synthfr.genmodel.trainer import GenTrainConfig
+
+    add_common_arguments(p, "--config")
+    add_config_arguments(p, GenTrainConfig, flags=_CLI)
+    add_config_arguments(p, ExportOptions, flags=_CLI)
+    add_common_arguments(p, "--set", "--no-progress")
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
+    import dataclasses
 
-    from synthfr.config import load_yaml
+    from synthfr.config import config_dict_from_args, config_from_args
     from synthfr.genmodel.trainer import GenTrainConfig, config_from_json, train_generator
 
-    if args.export_to:
+    job = config_from_args(ExportOptions, argparse.Namespace(**{f.name: getattr(args, f.name)
+                                                                for f in dataclasses.fields(ExportOptions)}))
+    if job.export_to:
         from synthfr.genmodel.export import export_generator
 
-        extra = {} if args.id_gain is None else {"id_gain": float(args.id_gain)}
-        dest = export_generator(args.out, None if args.export_to == "package" else args.export_to, half=args.half,
+        if not args.out:
+            raise ValueError("--export-to needs --out RUN (the run to export)")
+        extra = {} if job.id_gain is None else {"id_gain": float(job.id_gain)}
+        dest = export_generator(args.out, None if job.export_to == "package" else job.export_to, half=job.half,
                                 extra=extra)
         print(f"train-generator: exported {args.out} to {dest}")
         return 0
-    cfg = GenTrainConfig()
-    if args.config:
-        cfg = config_from_json(load_yaml(args.config))
-    over: dict = {"out": args.out}
-    if args.data:
-        over["data"] = list(args.data)
-    for key, attr in [("data_cache", "data_cache"), ("device", "device"), ("threads", "threads"),
-                      ("batch_size", "batch_size"), ("max_steps", "max_steps"), ("time_budget", "time_budget"),
-                      ("ckpt_minutes", "ckpt_minutes"), ("sample_every", "sample_every"), ("seed", "seed")]:
-        v = getattr(args, attr)
-        if v is not None:
-            over[key] = v
-    for item in args.set:
-        if "=" not in item:
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        over[k.strip()] = yaml.safe_load(v)
-    model_over = {k[len("model."):]: v for k, v in over.items() if k.startswith("model.")}
-    over = {k: v for k, v in over.items() if not k.startswith("model.")}
-    cfg = _apply(cfg, over, model_over)
-    if not cfg.data and not args.resume:
+    if not args.out:
+        raise ValueError("pass --out RUN (the run folder: checkpoints, logs, samples)")
+    # the trainer's own loader (tuples, the model section) reads the merged settings
+    cfg = config_from_json(config_dict_from_args(GenTrainConfig, args, base=GenTrainConfig()))
+    if not cfg.data and not job.resume:
         raise ValueError("pass --data DIR [DIR ...] with aligned faces (or --resume an existing run)")
-    if not cfg.data and args.resume:
+    if not cfg.data and job.resume:
         from pathlib import Path
 
         from synthfr.genmodel.trainer import load_latest
 
-        got = load_latest(Path(args.out))
+        got = load_latest(Path(cfg.out))
         if got is None:
-            raise FileNotFoundError(f"{args.out} has no checkpoint to resume; pass --data to start a run")
-        cfg = _apply(cfg, {"data": got[1]["config"]["data"]}, {})
-    summary = train_generator(cfg, resume=args.resume, progress=not args.no_progress)
+            raise FileNotFoundError(f"{cfg.out} has no checkpoint to resume; pass --data to start a run")
+        cfg = dataclasses.replace(cfg, data=got[1]["config"]["data"])
+    summary = train_generator(cfg, resume=job.resume, progress=not args.no_progress)
     print(f"train-generator: step {summary['step']} in {summary['out']} "
           f"({summary['elapsed_s'] / 3600:.2f} h of training so far); last losses: "
           + ", ".join(f"{k}={v:.4f}" for k, v in summary["last"].items()))
     return 0
-
-
-def _apply(cfg, over, model_over):
-    import dataclasses
-
-    from synthfr.genmodel.model import GenModelConfig
-
-    names = {f.name for f in dataclasses.fields(cfg)}
-    unknown = sorted(set(over) - names)
-    if unknown:
-        raise ValueError(f"unknown train-generator setting(s) {unknown}; valid: {sorted(names)}")
-    if model_over:
-        mnames = {f.name for f in dataclasses.fields(GenModelConfig)}
-        bad = sorted(set(model_over) - mnames)
-        if bad:
-            raise ValueError(f"unknown model setting(s) {bad}; valid: {sorted(mnames)}")
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model_over))
-    return dataclasses.replace(cfg, **over)

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["embed_path", "list_images", "sidecar_paths"]
+from synthfr.evaluation.config import EmbedConfig
+
+__all__ = ["embed_path", "embed", "list_images", "sidecar_paths"]
 
 _EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -162,3 +164,12 @@ def embed_path(input: str | os.PathLike, embedder: Any, out: str | os.PathLike, 
 
         write_json(json_path, result)
     return result
+
+
+def embed(cfg: EmbedConfig) -> dict[str, Any]:
+    """The ``synthfr embed`` job: :func:`embed_path` with the settings of one :class:`EmbedConfig`."""
+    from synthfr.utils.validate import check_range
+
+    check_range("--batch-size", cfg.batch_size, 1, integer=True)
+    return embed_path(cfg.input, cfg.embedder, cfg.out, batch_size=cfg.batch_size, flip=cfg.flip,
+                      device=cfg.device, align=cfg.align, progress=cfg.progress, json_path=cfg.json)

@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from synthfr.evaluation.config import EvalConfig
 from synthfr.evaluation.verification import DEFAULT_FPRS, evaluate_embeddings, save_roc
 
-__all__ = ["resolve_embedder", "embed_images", "embed_benchmark", "evaluate_embedder", "run_eval",
+__all__ = ["resolve_embedder", "embed_images", "embed_benchmark", "evaluate_embedder", "run_eval", "evaluate",
            "JSON_KEYS"]
 
 #: per-benchmark keys written to the eval JSON (see docs/formats.md)
@@ -186,3 +187,14 @@ def run_eval(embedder: Any = None, checkpoint: str | os.PathLike | None = None,
 
         write_json(json_path, out)
     return out
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """The ``synthfr eval`` job: :func:`run_eval` with the settings of one :class:`EvalConfig`."""
+    if (cfg.embedder is None) == (cfg.checkpoint is None):
+        from synthfr.errors import UsageError
+
+        raise UsageError("give exactly one of an embedder (--embedder NAME) or a checkpoint (--checkpoint DIR)")
+    return run_eval(embedder=cfg.embedder, checkpoint=cfg.checkpoint, benchmarks=cfg.benchmarks, flip=cfg.flip,
+                    json_path=cfg.json, roc_dir=cfg.roc, device=cfg.device, batch_size=cfg.batch_size,
+                    align=cfg.align, pairs=cfg.pairs, progress=cfg.progress)

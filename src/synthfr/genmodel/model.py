@@ -81,10 +81,9 @@ class GenModelConfig:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "GenModelConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise KeyError(f"unknown generator config key(s) {unknown}; valid keys: {sorted(names)}")
+        from synthfr.config import check_keys
+
+        check_keys(cls, d, "model")
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
         return cls(**kw)
 

@@ -393,10 +393,9 @@ def _config_json(cfg: GenTrainConfig) -> dict[str, Any]:
 def config_from_json(d: dict[str, Any]) -> GenTrainConfig:
     d = dict(d)
     model = GenModelConfig.from_json(d.pop("model", {}))
-    names = {f.name for f in dataclasses.fields(GenTrainConfig)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise KeyError(f"unknown train-generator config key(s) {unknown}; valid keys: {sorted(names)}")
+    from synthfr.config import check_keys
+
+    check_keys(GenTrainConfig, d)
     d = {k: tuple(v) if isinstance(v, list) and k not in ("data",) else v for k, v in d.items()}
     return GenTrainConfig(model=model, **d)
 

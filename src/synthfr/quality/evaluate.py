@@ -12,7 +12,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["evaluate_quality", "quality_from_dataset", "load_embeddings", "DEFAULT_METRICS"]
+from synthfr.quality.config import QualityConfig
+
+__all__ = ["evaluate_quality", "quality_from_dataset", "measure_quality", "load_embeddings", "DEFAULT_METRICS"]
 
 DEFAULT_METRICS = ("separability", "noise", "consistency", "verification", "leakage", "face_quality", "frechet",
                    "prdc", "identity_map", "worst_identities")
@@ -258,3 +260,34 @@ def _name_identities(q: dict[str, Any], first: dict[str, Any]) -> None:
     fq = q.get("face_quality")
     if isinstance(fq, dict) and "lowest_rows" in fq:
         fq["lowest_paths"] = [paths[i] for i in fq["lowest_rows"]]
+
+
+def measure_quality(cfg: QualityConfig, log: Any = None) -> dict[str, Any]:
+    """The ``synthfr quality`` job: :func:`quality_from_dataset` with the settings of one
+    :class:`~synthfr.quality.config.QualityConfig`; writes ``cfg.json`` and, for a dataset folder made by
+    ``synthfr generate``, its figures (``quality.<embedder>.json``) and card (``log`` is told where).
+    ``cfg.html`` is written by the command (reports sit above the metrics)."""
+    eout = cfg.embeddings_out
+    if cfg.dataset and not eout:  # default: beside the JSON/HTML output
+        eout = Path(cfg.json or cfg.html or "quality.json").resolve().parent / "quality_embeddings.npy"
+    q = quality_from_dataset(
+        cfg.dataset, embedder=cfg.embedder, judges=cfg.judges, embeddings=cfg.embeddings, labels=cfg.labels,
+        embeddings_out=eout, reference=cfg.reference, reference_labels=cfg.reference_labels,
+        leak_threshold=cfg.leak_threshold, top_k=cfg.top_k, clean_out=cfg.clean_out, space=cfg.space,
+        metrics=cfg.metrics, max_pairs=cfg.max_pairs, prdc_k=cfg.prdc_k, attributes=cfg.attributes,
+        attribute_images=cfg.attribute_images, reuse_embeddings=cfg.reuse_embeddings, device=cfg.device,
+        seed=cfg.seed, progress=cfg.progress)
+    from synthfr.utils.io import write_json
+
+    if cfg.json:
+        write_json(cfg.json, q)
+    if cfg.dataset and cfg.embedder:  # a dataset folder of `synthfr generate` keeps the figures, its card shows them
+        from synthfr.data.card import dataset_root, quality_path, write_dataset_card
+
+        root = dataset_root(cfg.dataset)
+        if root is not None:
+            write_json(quality_path(root, cfg.embedder), q)
+            card = write_dataset_card(root)
+            if log is not None:
+                log(f"dataset card: {card}")
+    return q

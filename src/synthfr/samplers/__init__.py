@@ -22,6 +22,7 @@ def create_sampler(name: str, **kwargs: Any) -> Any:
     return REGISTRY.create(name, **kwargs)
 
 
-from synthfr.samplers._api import sample_identities, sample_stats  # noqa: E402
+from synthfr.samplers._api import sample, sample_identities, sample_stats  # noqa: E402
+from synthfr.samplers.config import SampleConfig  # noqa: E402
 
-__all__ = ["REGISTRY", "create_sampler", "sample_identities", "sample_stats"]
+__all__ = ["REGISTRY", "create_sampler", "sample_identities", "sample_stats", "sample", "SampleConfig"]

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["sample_identities", "sample_stats"]
+from synthfr.samplers.config import SAMPLER_SHORTCUTS, SampleConfig
+
+__all__ = ["sample_identities", "sample_stats", "sample"]
 
 #: above this many identities the default check is a sampled estimate instead of the exact all-pairs pass
 EXACT_CHECK_MAX = 250_000
@@ -216,3 +218,18 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
 
         write_json(json_path, stats)
     return x, stats
+
+
+def sample(cfg: SampleConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """The ``synthfr sample`` job: :func:`sample_identities` with the settings of one :class:`SampleConfig`."""
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    opts = {k: getattr(cfg, k) for k in SAMPLER_SHORTCUTS if getattr(cfg, k) is not None}
+    if not cfg.progress and cfg.method not in ("uniform", "vec2face"):  # those two draw no progress bar
+        opts["progress"] = False
+    opts.update(cfg.options or {})
+    return sample_identities(cfg.method, cfg.n, dim=cfg.dim, gallery=cfg.gallery, labels=cfg.labels,
+                             standardize=cfg.standardize, whiten=cfg.whiten, space=cfg.space, seed=cfg.seed,
+                             out=cfg.out, json_path=cfg.json, check=cfg.check, **opts)

@@ -106,6 +106,8 @@ class AttrOPConfig:
 
 def parse_targets(spec: str) -> list[tuple[int, dict[str, float]]]:
     """'20:yaw=60,10:yaw=85:pitch=10' -> [(20, {'yaw': 60}), (10, {'yaw': 85, 'pitch': 10})]."""
+    from synthfr.config import parse_assignment
+
     out: list[tuple[int, dict[str, float]]] = []
     for group in [g.strip() for g in spec.replace(";", ",").split(",") if g.strip()]:
         parts = group.split(":")
@@ -113,12 +115,12 @@ def parse_targets(spec: str) -> list[tuple[int, dict[str, float]]]:
             n = int(parts[0])
             kv = {}
             for p in parts[1:]:
-                k, v = p.split("=")
-                k = k.strip().lower()
+                k, v = parse_assignment(p, "AttrOP target")
+                k = k.lower()
                 if k not in ("yaw", "pitch", "quality"):
                     raise ValueError(k)
                 kv[k] = float(v)
-        except ValueError:
+        except (ValueError, TypeError):
             raise ValueError(f"cannot read AttrOP target group {group!r}; write N:key=value[:key=value] with keys "
                              "yaw, pitch (degrees) or quality, e.g. '20:yaw=60,10:yaw=85'") from None
         if n < 0 or not kv:
