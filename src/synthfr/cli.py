@@ -47,7 +47,9 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only`` (a command name), only that command's options are built: they come from
+    config dataclasses whose modules may import torch, which `synthfr --help` and other commands never pay."""
     from synthfr import __version__
 
     parser = _Parser(
@@ -62,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         doc = (mod.__doc__ or "").strip()
         p = sub.add_parser(name, help=getattr(mod, "HELP", doc.splitlines()[0] if doc else ""),
                            description=doc or None, formatter_class=_Help)
-        mod.add_arguments(p)
+        if only is None or only == name:
+            mod.add_arguments(p)
         # also accepted after the command; SUPPRESS keeps a `synthfr --debug CMD` given before it
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the Python traceback of an error")
@@ -77,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from synthfr.errors import describe_exception
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    names = {name for name, _ in _command_modules()}
+    given = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in given if a in names), ""))
+    args = parser.parse_args(given)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
