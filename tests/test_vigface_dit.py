@@ -264,3 +264,26 @@ def test_configs_hold_a_train_dit_section(name):
         m = cfg.model
         assert (m.hidden, m.depth, m.heads, m.patch) == (768, 12, 12, 4)
         assert cfg.batch_size == 512 and cfg.lr == 1e-4
+
+
+def test_cli_train_resume_and_export(tmp_path):
+    import yaml
+
+    from synthfr.cli import main
+
+    _faces(tmp_path / "faces")
+    cfg = {"seed": 1, "dit": {"data": [str(tmp_path / "faces")], "embedder": "tiny-test", "device": "cpu",
+                              "model": TINY, "virtual": 2, "prototype_options": {"epochs": 2}, "batch_size": 4,
+                              "sample_every": 2, "sample_steps": 2}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    args = ["train-dit", "--config", str(tmp_path / "c.yaml"), "--out", str(run), "--no-progress",
+            "--data-cache", str(tmp_path / "cache")]
+    assert main(args + ["--max-steps", "2"]) == 0
+    assert main(args + ["--max-steps", "3", "--resume"]) == 0
+    assert (run / "samples" / "step-2.png").is_file() and (run / "stage1" / "virtual.npy").is_file()
+    assert main(["train-dit", "--out", str(run), "--export-to", str(tmp_path / "w"), "--half", "--guidance", "3"]) == 0
+    import json
+
+    meta = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert meta["step"] == 3 and meta["sampling"]["guidance"] == 3.0 and meta["dtype"] == "float16"

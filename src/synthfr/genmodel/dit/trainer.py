@@ -334,6 +334,7 @@ def _sample_grid(ema: DiT, sched: NoiseSchedule, protos, path: Path, cfg: DiTTra
 
     if cfg.model.landmarks:
         return  # needs landmarks per image; the generator renders those
+    k = min(k, len(protos.real), len(protos.virtual))
     p = torch.cat([torch.from_numpy(protos.real[:k]), torch.from_numpy(protos.virtual[:k])])
     was = ema.training
     ema.eval()
