@@ -55,10 +55,16 @@ class ExportOptions:
     id_gain: float | None = None
     """With export_to: record the default identity gain of these weights (synthfr-small id_gain; choose it with
     benchmarks/generator_acceptance.py --id-gain)."""
+    calibrate_on: str | None = None
+    """With export_to: measure the exported synthfr-v2 weights' pose response on these TRAINING-set dlib-torch
+    embeddings (EMB.npy, N×128 or N×K×128; never evaluation data) and write calibration.safetensors beside them."""
+    calibrate_n: int = 40
+    """With calibrate_on: identities rendered per grid value of the pose calibration."""
 
 
 _CLI = {"data": {"metavar": "DIR"}, "out": {"metavar": "RUN"}, "time_budget": {"type": _duration},
-        "export_to": {"metavar": "DIR"}, "id_gain": {"metavar": "G"}}
+        "export_to": {"metavar": "DIR"}, "id_gain": {"metavar": "G"},
+        "calibrate_on": {"metavar": "EMB.npy"}, "calibrate_n": {"metavar": "N"}}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,6 +75,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p, GenTrainConfig, flags=_CLI)
     add_config_arguments(p, ExportOptions, flags=_CLI)
     add_common_arguments(p, "--set", "--no-progress")
+
+
+def _calibrate(weights: str, emb_path: str, n: int, progress: bool = True) -> None:
+    """Fit and store the pose calibration of freshly exported synthfr-v2 weights (see genmodel/calibration)."""
+    import numpy as np
+
+    from synthfr.errors import UsageError
+    from synthfr.generators import create_generator
+    from synthfr.genmodel.calibration import fit_pose_calibration, save_calibration
+
+    emb = np.load(emb_path, mmap_mode="r")
+    if emb.ndim == 3:
+        emb = emb[:, 0]
+    if emb.ndim != 2 or emb.shape[1] != 128 or len(emb) < n:
+        raise UsageError(f"--calibrate-on {emb_path}: need at least {n} dlib-torch embeddings (N×128 or N×K×128), "
+                         f"got shape {tuple(emb.shape)}")
+    idx = np.sort(np.random.default_rng(0).choice(len(emb), n, replace=False))
+    cond = np.asarray(emb[idx], np.float32)
+    cond /= np.linalg.norm(cond, axis=1, keepdims=True)
+    gen = create_generator("synthfr-v2", weights=str(weights))
+    path = save_calibration(fit_pose_calibration(gen, cond, progress=progress), weights)
+    print(f"train-generator: pose calibration ({n} training identities) -> {path}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         dest = export_generator(args.out, None if job.export_to == "package" else job.export_to, half=job.half,
                                 extra=extra)
         print(f"train-generator: exported {args.out} to {dest}")
+        if job.calibrate_on:
+            _calibrate(str(dest), job.calibrate_on, job.calibrate_n, progress=not args.no_progress)
         return 0
     if not args.out:
         raise ValueError("pass --out RUN (the run folder: checkpoints, logs, samples)")

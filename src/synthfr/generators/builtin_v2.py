@@ -13,6 +13,9 @@ within-identity deviation drawn from the image seed). Options (``synthfr-v2:key=
 * ``yaw`` / ``pitch`` / any attribute name — fix it for every image (``yaw=30``).
 * ``yaw_range`` — draw yaw uniformly in ±range (pose-balanced sets); ``attr_scale`` — scale the deviations.
 * ``z_scale``, ``id_gain`` — as for ``synthfr-small``.
+* ``calibrate`` — map requested/sampled yaw and pitch (landmark degrees) through the weights' measured pose
+  calibration (``calibration.safetensors``, :mod:`synthfr.genmodel.calibration`) so rendered heads turn as far
+  as asked; default ``true`` when the weights have one, ``false`` renders the raw network inputs.
 
 The weights folder (``synthfr/weights/synthfr-v2``) holds ``model.safetensors`` + ``config.json`` (network) and
 ``attributes.safetensors`` (the attribute prior). The generator was trained with dlib-torch only; SFace judges it.
@@ -42,13 +45,13 @@ class SynthfrV2(SynthfrSmall):
 
     def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float = 1.0,
                  id_gain: float | None = None, vary: str = "pose+expression+illumination+quality",
-                 yaw_range: float | None = None, attr_scale: float = 1.0, **fixed: Any):
+                 yaw_range: float | None = None, attr_scale: float = 1.0, calibrate: Any = True, **fixed: Any):
         from synthfr.genmodel.conditioning import ATTR_GROUPS, ATTR_INPUTS
 
         bad = sorted(set(fixed) - set(ATTR_INPUTS))
         if bad:
             raise ValueError(f"generator 'synthfr-v2' has no option(s) {bad}; its options are: z_scale, id_gain, "
-                             f"vary, yaw_range, attr_scale and the attributes {', '.join(ATTR_INPUTS)}")
+                             f"vary, yaw_range, attr_scale, calibrate and the attributes {', '.join(ATTR_INPUTS)}")
         groups = tuple(g for g in str(vary).replace(",", "+").split("+") if g and g != "none")
         unknown = sorted(set(groups) - set(ATTR_GROUPS))
         if unknown:
@@ -58,7 +61,9 @@ class SynthfrV2(SynthfrSmall):
         self.yaw_range = None if yaw_range in (None, "", "none") else float(yaw_range)
         self.attr_scale = float(attr_scale)
         self.fixed = {k: float(v) for k, v in fixed.items()}
+        self.calibrate = str(calibrate).lower() not in ("false", "0", "no", "off", "none")
         self._prior = None
+        self._calibration: dict | None = None
 
     @classmethod
     def default_weights(cls) -> Path:
@@ -80,9 +85,21 @@ class SynthfrV2(SynthfrSmall):
             self._prior = AttributePrior.from_tensors(load_file(str(path)))
         return self._prior
 
+    @property
+    def calibration(self) -> dict:
+        """``{attr: (inputs, measured)}`` from the weights' ``calibration.safetensors`` ({} when absent)."""
+        if self._calibration is None:
+            from synthfr.genmodel.calibration import load_calibration
+
+            self._calibration = load_calibration(self.weights) or {}
+        return self._calibration
+
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "vary": "+".join(self.vary) or "none", "yaw_range": self.yaw_range,
+        opts = {**super().options(), "vary": "+".join(self.vary) or "none", "yaw_range": self.yaw_range,
                 "attr_scale": self.attr_scale, **self.fixed}
+        if self.calibrate and self.calibration:
+            opts["calibrate"] = True  # recorded only when it changes the images (old manifests stay identical)
+        return opts
 
     def attributes(self, conditions: Any, seeds: Any):
         """The B×A raw attributes each image gets (before the identity gain), as a float tensor."""
@@ -93,11 +110,28 @@ class SynthfrV2(SynthfrSmall):
         if c.ndim == 1:
             c = c[None]
         s = as_seed_array(seeds, c.shape[0])
-        return self.prior.sample(c, s.tolist(), vary=self.vary, scale=self.attr_scale, fixed=self.fixed,
-                                 yaw_range=self.yaw_range)
+        a = self.prior.sample(c, s.tolist(), vary=self.vary, scale=self.attr_scale, fixed=self.fixed,
+                              yaw_range=self.yaw_range)
+        return self.calibrated(a)
+
+    def calibrated(self, attrs: Any):
+        """Requested attributes (landmark units) -> the network inputs that render them (identity when
+        ``calibrate`` is off or the weights carry no calibration)."""
+        import torch
+
+        if not (self.calibrate and self.calibration):
+            return attrs
+        from synthfr.genmodel.calibration import to_inputs
+
+        out = attrs.clone()
+        for name, (x, y) in self.calibration.items():
+            j = self.prior.names.index(name)
+            out[:, j] = torch.as_tensor(to_inputs(out[:, j].double().numpy(), x, y), dtype=out.dtype)
+        return out
 
     def generate_tensor(self, conditions: Any, seeds: Any, attrs: Any = None):
-        """Conditions (B×128, may require grad) + seeds (+ optional B×A attributes, NaN = unknown) -> images."""
+        """Conditions (B×128, may require grad) + seeds (+ optional B×A raw network attribute inputs, NaN =
+        unknown, not calibrated) -> images."""
         import torch
 
         if not isinstance(conditions, torch.Tensor):
