@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 
 from synthfr.data.multisource import MultiSourceDataset, epoch_order, open_datasets, source_counts
 from synthfr.training.config import TrainConfig
-from synthfr.training.loop import StepBatchSampler, train
+from synthfr.training.loop import train
+from synthfr.training.schedule import StepBatchSampler
 from synthfr.training.toy import make_toy_dataset
 
 

@@ -135,7 +135,7 @@ def test_rec_without_lst_unpacks_by_class(tmp_path):
     with InsightFaceRecWriter(tmp_path / "d.rec") as w:
         w.add(b"\xff\xd8\xffA", 0)
         w.add(b"\x89PNG\r\n\x1a\nB", 1)
-    from synthfr.data.recordio import rec_to_folder
+    from synthfr.data.rec_convert import rec_to_folder
 
     res = rec_to_folder(tmp_path / "d.rec", tmp_path / "out", progress=False)
     assert res == {"images": 2, "classes": 2, "folder": str(tmp_path / "out")}

@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from synthfr.training.config import AugmentConfig, TrainConfig
-from synthfr.training.loop import lr_at, train
+from synthfr.training.loop import train
+from synthfr.training.schedule import lr_at
 from synthfr.training.toy import make_toy_dataset
 
 

@@ -488,14 +488,13 @@ def _run_train(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict
     summ: dict[str, Any] = {"run": str(run_dir), "backbone": tc.get("backbone", TrainConfig.backbone)}
     log_csv = run_dir / "log.csv"
     if log_csv.is_file():  # the last logged step: step, epoch, loss
-        import csv
+        from synthfr.utils.run_dir import read_csv_rows
 
-        with open(log_csv, newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_csv_rows(log_csv)
         if rows:
             for k in ("step", "epoch", "loss"):
-                if rows[-1].get(k) not in (None, ""):
-                    summ[f"final {k}"] = float(rows[-1][k])
+                if rows[-1].get(k) is not None:
+                    summ[f"final {k}"] = rows[-1][k]
     return summ
 
 
@@ -673,21 +672,26 @@ def _plan(cfg: PipelineConfig, force: list[str], resolved: dict[str, dict[str, A
 
 def _dist() -> tuple[int, int, str]:
     """(rank, world size, run token) under torchrun; (0, 1, token) otherwise."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    from synthfr.utils.distributed import env_rank_world
+
+    rank, world = env_rank_world()
     token = "-".join(os.environ.get(k, "") for k in ("TORCHELASTIC_RUN_ID", "MASTER_ADDR", "MASTER_PORT"))
     return rank, world, token
 
 
 def _wait_for(path: Path, token: str, not_before: float, what: str) -> dict[str, Any]:
     """Poll ``path`` (JSON) until it carries this run's token (ranks > 0 wait for rank 0; no timeout)."""
-    while True:
+    from synthfr.utils.wait import wait_until
+
+    def ready() -> dict[str, Any] | None:
         try:
             data = json.loads(path.read_text())
             if data.get("run") == token and float(data.get("t", 0)) >= not_before:
                 return data
         except (OSError, ValueError):
             pass
-        time.sleep(1.0)
+        return None
+    return wait_until(ready, interval=1.0)
 
 
 def _upstream(stage: str, cfg: PipelineConfig) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from synthfr.data.recordio import folder_to_rec, rec_to_folder
+    from synthfr.data.rec_convert import folder_to_rec, rec_to_folder
 
     src, dst = Path(args.src), Path(args.dst)
     if src.suffix == ".rec":

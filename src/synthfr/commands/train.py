@@ -58,17 +58,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     out = train(cfg)
     if args.json:
-        import csv
-
         from synthfr.utils.io import read_json, write_json
+        from synthfr.utils.run_dir import read_csv_rows
 
         meta = read_json(out / "config.json")
         res = {"final_step": float(meta.get("final_step", 0))}
-        rows = list(csv.DictReader(open(out / "log.csv")))
+        rows = read_csv_rows(out / "log.csv", numeric=False)
         if rows:
             res["loss"] = float(rows[-1]["loss"])
         if (out / "val.csv").is_file():
-            for r in csv.DictReader(open(out / "val.csv")):
+            for r in read_csv_rows(out / "val.csv", numeric=False):
                 res[f"val_{r['benchmark']}"] = float(r["accuracy"])
         write_json(args.json, res)
     print(f"run written to {out}")

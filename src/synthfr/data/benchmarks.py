@@ -28,13 +28,14 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from synthfr.utils.images import IMAGE_EXTENSIONS as _IMAGE_EXTS
+
 __all__ = [
     "Benchmark", "UnsafePickleError", "RestrictedUnpickler", "load_bin", "load_bin_raw", "load_pairs_folder",
     "load_benchmark", "parse_pairs", "kfold_assignment", "decode_image", "write_bin", "IMAGE_SIZE",
 ]
 
 IMAGE_SIZE = 112
-_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class UnsafePickleError(pickle.UnpicklingError, ValueError):

@@ -21,9 +21,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["FaceDataset", "open_dataset", "scan_image_folder", "IMAGE_EXTENSIONS", "decode_rgb"]
+from synthfr.utils.images import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+__all__ = ["FaceDataset", "open_dataset", "scan_image_folder", "IMAGE_EXTENSIONS", "decode_rgb"]
 
 
 def decode_rgb(data: bytes, size: int | None = None) -> np.ndarray:

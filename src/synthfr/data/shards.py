@@ -58,9 +58,10 @@ def shard_rows(num_rows: int, index: int = 0, count: int = 1, mode: str = "strid
 
 def env_shard() -> tuple[int, int] | None:
     """``(RANK, WORLD_SIZE)`` when launched by torchrun (or any launcher that sets them) with WORLD_SIZE > 1."""
+    from synthfr.utils.distributed import env_rank_world
+
     try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
+        rank, world = env_rank_world()
     except ValueError:
         return None
     if world <= 1:

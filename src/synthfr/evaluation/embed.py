@@ -24,14 +24,14 @@ from synthfr.evaluation.config import EmbedConfig
 
 __all__ = ["embed_path", "embed", "list_images", "sidecar_paths"]
 
-_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:
     """Image files under ``root`` (recursive, sorted, hidden files skipped)."""
+    from synthfr.utils.images import IMAGE_EXTENSIONS
     from synthfr.utils.paths import walk_files
 
-    return walk_files(root, _EXTS)  # symlinked folders are followed (the rule of every image source)
+    return walk_files(root, IMAGE_EXTENSIONS)  # symlinked folders are followed (the rule of every image source)
 
 
 def sidecar_paths(out: str | os.PathLike) -> dict[str, Path]:

@@ -19,6 +19,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from synthfr.utils.images import IMAGE_EXTENSIONS
+
 __all__ = [
     "ARCFACE_DST", "IMAGE_EXTENSIONS", "AlignConfig", "umeyama", "template", "estimate_transform",
     "align_face", "load_image", "align_image", "align_folder", "list_images",
@@ -29,9 +31,6 @@ ARCFACE_DST = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
 )
-
-#: File endings treated as images by :func:`align_folder` (case-insensitive).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 
 
 @dataclass

@@ -184,9 +184,7 @@ def train_pose(images: np.ndarray, labels: np.ndarray, out: str | Path | None = 
     Returns a dict with validation MAE (degrees) and, with ``out``, writes ``model.safetensors`` +
     ``config.json`` there.
     """
-    from safetensors.torch import save
-
-    from synthfr.utils.io import atomic_write_bytes, write_json
+    from synthfr.utils.run_dir import save_safetensors, write_config
     from synthfr.utils.seeds import derive_seed
 
     if threads:
@@ -251,8 +249,8 @@ def train_pose(images: np.ndarray, labels: np.ndarray, out: str | Path | None = 
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out / "model.safetensors", save({k: v.contiguous() for k, v in net.state_dict().items()}))
-        write_json(out / "config.json", {"model": {k: (list(v) if isinstance(v, tuple) else v)
+        save_safetensors(out / "model.safetensors", net.state_dict())
+        write_config(out / "config.json", {"model": {k: (list(v) if isinstance(v, tuple) else v)
                                                    for k, v in dataclasses.asdict(cfg).items()},
                                          "outputs": ["yaw_deg", "pitch_deg"], "training": res,
                                          "labels": "dlib 68 landmarks + cv2.solvePnP, 6-point 3-D template"})
@@ -266,6 +264,8 @@ def train_pose_from_folders(dirs: Sequence[str | Path], out: str | Path, *, labe
     """Load aligned faces from ``dirs``, label them (cached in ``labels_cache``), and :func:`train_pose`."""
     from PIL import Image
 
+    from synthfr.utils.images import is_image_file
+
     files: list[Path] = []
     for d in dirs:
         root = Path(d).expanduser()
@@ -273,7 +273,7 @@ def train_pose_from_folders(dirs: Sequence[str | Path], out: str | Path, *, labe
             raise FileNotFoundError(f"{root} does not exist; pass folders of aligned faces (synthfr align output)")
         if "lfw" in root.name.lower():
             raise ValueError(f"{root}: LFW is for evaluation only; train the pose estimator on other faces")
-        files += sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        files += sorted(p for p in root.rglob("*") if is_image_file(p))
     if not files:
         raise ValueError(f"no images under {', '.join(map(str, dirs))}")
     images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])

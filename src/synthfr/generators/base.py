@@ -25,11 +25,12 @@ Rules every backend keeps (the pipeline's exactness depends on them):
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from synthfr.utils.seeds import per_sample_rand, per_sample_randn  # re-exported: part of the backends' API
 
 __all__ = [
     "Generator", "hash_folder", "require_weights", "per_sample_randn", "per_sample_rand",
@@ -119,45 +120,6 @@ def as_seed_array(seeds: Any, n: int) -> np.ndarray:
     if arr.shape[0] != n:
         raise ValueError(f"need one seed per image: {n} conditions but {arr.shape[0]} seeds")
     return arr
-
-
-def per_sample_randn(seeds: Sequence[int] | np.ndarray, shape: Sequence[int], device: Any = "cpu",
-                     dtype: Any = None, stream: int = 0):
-    """Gaussian noise of shape ``(len(seeds), *shape)``, row ``j`` drawn from its own generator seeded by
-    ``seeds[j]`` (and ``stream``, for several independent draws per image), so it does not depend on the
-    batch. Drawn on CPU, then moved to ``device``, so the numbers are the same on every device."""
-    import torch
-
-    dtype = dtype or torch.float32
-    rows = []
-    for s in np.asarray(seeds, dtype=np.int64).reshape(-1):
-        g = torch.Generator(device="cpu")
-        g.manual_seed(_mix(int(s), stream))
-        rows.append(torch.randn(tuple(shape), generator=g, dtype=torch.float32))
-    out = torch.stack(rows) if rows else torch.zeros((0, *shape))
-    return out.to(device=device, dtype=dtype)
-
-
-def per_sample_rand(seeds: Sequence[int] | np.ndarray, shape: Sequence[int], device: Any = "cpu",
-                    stream: int = 0):
-    """Uniform [0, 1) noise, one generator per image; see :func:`per_sample_randn`."""
-    import torch
-
-    rows = []
-    for s in np.asarray(seeds, dtype=np.int64).reshape(-1):
-        g = torch.Generator(device="cpu")
-        g.manual_seed(_mix(int(s), stream))
-        rows.append(torch.rand(tuple(shape), generator=g))
-    out = torch.stack(rows) if rows else torch.zeros((0, *shape))
-    return out.to(device=device)
-
-
-def _mix(seed: int, stream: int) -> int:
-    if stream == 0:
-        return seed & ((1 << 63) - 1)
-    from synthfr.utils.seeds import derive_seed
-
-    return derive_seed(seed, "stream", stream)
 
 
 def to_uint8_images(x: Any) -> np.ndarray:

@@ -169,13 +169,11 @@ class ImageEncoder(nn.Module):
 
 def seed_noise(seeds: Sequence[int] | torch.Tensor, dim: int) -> torch.Tensor:
     """Per-image standard-normal style vectors, each from its own ``torch.Generator`` seeded with the image seed."""
+    from synthfr.utils.seeds import per_sample_randn
+
     if isinstance(seeds, torch.Tensor):
         seeds = seeds.tolist()
-    out = torch.empty(len(seeds), dim)
-    for i, s in enumerate(seeds):
-        g = torch.Generator().manual_seed(int(s) & ((1 << 63) - 1))
-        out[i] = torch.randn(dim, generator=g)
-    return out
+    return per_sample_randn(seeds, (dim,))
 
 
 class FaceGenerator(nn.Module):

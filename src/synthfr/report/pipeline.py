@@ -149,9 +149,10 @@ def _identity_images(dataset: Path, max_identities: int, max_images: int) -> lis
         if rows:
             return rows
     if images.is_dir():
-        exts = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+        from synthfr.utils.images import is_image_file
+
         for d in sorted(p for p in images.iterdir() if p.is_dir())[:max_identities]:
-            files = sorted((p for p in d.iterdir() if p.suffix.lower() in exts),
+            files = sorted((p for p in d.iterdir() if is_image_file(p)),
                            key=lambda p: (len(p.stem), p.stem))[:max_images]
             if files:
                 rows.append((d.name, files))
@@ -224,8 +225,9 @@ def _num(v: Any) -> float | None:
 
 def read_log_csv(path: str | Path) -> list[dict[str, float | None]]:
     """Rows of a training ``log.csv`` (step, epoch, lr, loss, samples_per_s, ...) as floats (None when empty)."""
-    with open(path, newline="") as f:
-        return [{k: _num(v) for k, v in r.items() if k} for r in csv.DictReader(f)]
+    from synthfr.utils.run_dir import read_csv_rows
+
+    return read_csv_rows(path)
 
 
 def _series(rows: list[dict[str, Any]], key: str, x: str = "step") -> tuple[list[float], list[float]]:
@@ -278,8 +280,9 @@ def training_sections(run_dir: str | Path) -> list[str]:
                                                     logy=logy), f"{title} vs step (log.csv)"))
     val_path = run / "val.csv"
     if val_path.is_file():
-        with open(val_path, newline="") as f:
-            vrows = list(csv.DictReader(f))
+        from synthfr.utils.run_dir import read_csv_rows
+
+        vrows = read_csv_rows(val_path, numeric=False)
         curves: dict[str, tuple[list[float], list[float]]] = {}
         for r in vrows:
             s, a = _num(r.get("step")), _num(r.get("accuracy"))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from synthfr.report import html, plots
+from synthfr.utils.images import is_image_file
 
 __all__ = ["image_quality_sections", "networks_table_rows"]
 
@@ -99,7 +100,7 @@ def _identity_files(root: Path, name: str, n: int) -> list[str]:
     d = root / name
     if not d.is_dir():
         return []
-    files = sorted((p for p in d.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp"}),
+    files = sorted((p for p in d.iterdir() if is_image_file(p)),
                    key=lambda p: (len(p.stem), p.stem))
     return [f"{name}/{p.name}" for p in files[:n]]
 

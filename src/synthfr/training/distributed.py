@@ -2,7 +2,6 @@
 ``torch.distributed``: every helper falls back to the identity when it is not initialised."""
 from __future__ import annotations
 
-import os
 
 import torch
 
@@ -33,7 +32,9 @@ def world_size() -> int:
 
 
 def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
+    from synthfr.utils.distributed import env_local_rank
+
+    return env_local_rank()
 
 
 def is_main() -> bool:
@@ -47,8 +48,9 @@ def init_distributed(device: str = "auto") -> tuple[int, int, torch.device]:
     The backend is NCCL when the device is CUDA, else gloo.
     """
     from synthfr.utils.device import resolve_device
+    from synthfr.utils.distributed import env_rank_world
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = env_rank_world()[1]
     dev = resolve_device(device)
     if world <= 1:
         return 0, 1, dev

@@ -17,7 +17,6 @@ Run dir: ``config.json``, ``log.csv`` (and ``val.csv``), ``model.safetensors`` (
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 import signal
@@ -30,167 +29,11 @@ import torch
 
 from synthfr.training import distributed as D
 from synthfr.training.config import TrainConfig
-from synthfr.utils.seeds import derive_seed
+from synthfr.training.schedule import RealBatchSampler, StepBatchSampler, is_mix_step, lr_at
+from synthfr.training.validation import validate
+from synthfr.utils.run_dir import CsvLog, save_safetensors, truncate_csv, write_config
 
-__all__ = ["train", "lr_at", "StepBatchSampler", "RealBatchSampler", "BackboneEmbedder", "is_mix_step"]
-
-
-# -- schedule ---------------------------------------------------------------------------------------------
-def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int, frac: float | None = None) -> float:
-    """Learning rate of ``step`` (0-based): linear warm-up, then multi-step, poly (power 2) or cosine decay.
-
-    ``frac`` (0..1) overrides the progress after warm-up (time-budget runs use the elapsed fraction of the
-    budget); multi-step milestones > 1 (epochs) then still count epochs.
-    """
-    warm = int(round(cfg.warmup_epochs * steps_per_epoch))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    if frac is None:
-        frac = (step - warm) / max(1, total_steps - warm)
-    frac = min(max(frac, 0.0), 1.0)
-    if cfg.schedule == "multistep":
-        passed = 0
-        for m in cfg.milestones:
-            passed += (step >= int(round(m * steps_per_epoch))) if m > 1 else (
-                (frac >= m) if total_steps <= 0 else (step >= int(round(m * total_steps))))
-        return cfg.lr * cfg.lr_gamma ** passed
-    if cfg.schedule == "poly":
-        return cfg.lr * (1 - frac) ** 2
-    if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
-    raise ValueError(f"unknown schedule {cfg.schedule!r}; use multistep, poly or cosine")
-
-
-# -- samplers ---------------------------------------------------------------------------------------------
-class StepBatchSampler(torch.utils.data.Sampler):
-    """Yields, for each step from ``start_step``, this rank's slice of the global batch as ``(index, aug_seed)``.
-
-    Epoch ``e`` visits a permutation seeded by ``(seed, e)`` (with several weighted sources:
-    :func:`~synthfr.data.multisource.epoch_order`) in batches of ``global_batch`` (the last partial
-    batch is dropped); rank ``r`` of ``world`` takes rows ``r·B/world .. (r+1)·B/world`` of each batch.
-    """
-
-    def __init__(self, n: int, global_batch: int, seed: int, start_step: int, total_steps: int,
-                 rank: int = 0, world: int = 1, sizes: list[int] | None = None, weights: list | None = None):
-        self.n, self.B, self.seed = n, global_batch, seed
-        self.sizes, self.weights = (list(sizes) if sizes else [n]), (list(weights) if weights else None)
-        self.start, self.total, self.rank, self.world = start_step, total_steps, rank, world
-        self.spe = n // global_batch
-        self.local = global_batch // world
-        self._cache: tuple[int, np.ndarray] | None = None
-
-    def _perm(self, epoch: int) -> np.ndarray:
-        if self._cache is None or self._cache[0] != epoch:
-            from synthfr.data.multisource import epoch_order
-
-            self._cache = (epoch, epoch_order(self.sizes, self.weights, self.seed, epoch))
-        return self._cache[1]
-
-    def batch(self, step: int) -> list[tuple[int, int]]:
-        epoch, b = divmod(step, self.spe)
-        idx = self._perm(epoch)[b * self.B:(b + 1) * self.B][self.rank * self.local:(self.rank + 1) * self.local]
-        return [(int(i), derive_seed(self.seed, "aug", epoch, int(i))) for i in idx]
-
-    def __iter__(self):
-        for step in range(self.start, self.total):
-            yield self.batch(step)
-
-    def __len__(self) -> int:
-        return max(0, self.total - self.start)
-
-
-def is_mix_step(cfg: TrainConfig, step: int) -> bool:
-    """Whether ``step`` is domain-mixed (a coin seeded by ``(seed, step)`` with probability ``domain_mixup_prob``)."""
-    p = cfg.domain_mixup_prob
-    return p >= 1 or np.random.default_rng(derive_seed(cfg.seed, "dmix", step)).random() < p
-
-
-class RealBatchSampler(torch.utils.data.Sampler):
-    """Real batches for domain mixup: for each mixed step in ``start .. stop``, ``global_batch`` images drawn by
-    ``(seed, step)`` (this rank's slice)."""
-
-    def __init__(self, n: int, global_batch: int, cfg: TrainConfig, start: int, stop: int, rank: int = 0,
-                 world: int = 1):
-        self.n, self.B, self.cfg, self.start, self.stop = n, global_batch, cfg, start, stop
-        self.seed, self.rank, self.world = cfg.seed, rank, world
-        self.local = global_batch // world
-
-    def __iter__(self):
-        for s in range(self.start, self.stop):
-            if not is_mix_step(self.cfg, s):
-                continue
-            rng = np.random.default_rng(derive_seed(self.seed, "real", s))
-            idx = rng.permutation(self.n)[: self.B] if self.n >= self.B else rng.integers(0, self.n, self.B)
-            idx = idx[self.rank * self.local:(self.rank + 1) * self.local]
-            yield [(int(i), derive_seed(self.seed, "real-aug", s, int(i))) for i in idx]
-
-
-# -- validation -------------------------------------------------------------------------------------------
-class BackboneEmbedder:
-    """Wrap an in-memory backbone as an embedder (``embed(uint8 N×112×112×3) -> unit N×D``)."""
-
-    name = "backbone"
-
-    def __init__(self, backbone: torch.nn.Module, device: torch.device, input_size: int = 112):
-        self.backbone, self.device, self.input_size = backbone, device, input_size
-        self.dim = int(getattr(backbone, "embedding_size", 0))
-
-    @torch.no_grad()
-    def embed(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        import torch.nn.functional as F
-
-        out = []
-        for s in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[s:s + batch_size])).to(self.device)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5)
-            if x.shape[-1] != self.input_size:
-                x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
-                              antialias=True)
-            out.append(F.normalize(self.backbone(x).float(), dim=1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
-
-
-def validate(backbone: torch.nn.Module, benchmarks: list[str], device: torch.device, input_size: int
-             ) -> dict[str, float]:
-    """Accuracy on each verification benchmark (helper evaluator imported lazily)."""
-    if not benchmarks:
-        return {}
-    try:
-        from synthfr.evaluation.evaluate import evaluate_embedder
-    except ImportError as e:  # pragma: no cover - evaluation stage missing
-        print(f"validation skipped: synthfr.evaluation is not available ({e})")
-        return {}
-    was = backbone.training
-    backbone.eval()
-    res = {}
-    try:
-        emb = BackboneEmbedder(backbone, device, input_size)
-        for b in benchmarks:
-            r = evaluate_embedder(emb, b, progress=False)
-            res[Path(b).stem] = float(r["accuracy"])
-    finally:
-        backbone.train(was)
-    return res
-
-
-# -- logging ----------------------------------------------------------------------------------------------
-class CsvLog:
-    """Append rows to a CSV file (header written once)."""
-
-    def __init__(self, path: Path, fields: list[str], append: bool):
-        self.path, self.fields = path, fields
-        new = not (append and path.is_file())
-        self.f = open(path, "w" if new else "a", newline="")
-        self.w = csv.DictWriter(self.f, fieldnames=fields)
-        if new:
-            self.w.writeheader()
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.w.writerow({k: row.get(k, "") for k in self.fields})
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()
+__all__ = ["train", "validate_train_config"]
 
 
 def _amp_dtype(cfg: TrainConfig, device: torch.device):
@@ -266,7 +109,9 @@ def train(cfg: TrainConfig) -> Path:
     from synthfr.utils.lock import FolderLock
 
     validate_train_config(cfg)
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    from synthfr.utils.distributed import env_rank_world
+
+    rank, world = env_rank_world()
     lock = FolderLock(cfg.out, "train", key=f"rank{rank}" if world > 1 else None)
     _STOP["signal"] = 0
 
@@ -293,29 +138,8 @@ def train(cfg: TrainConfig) -> Path:
             out.rmdir()  # failed before writing anything: leave no folder behind
 
 
-def _truncate_log(path: Path, after: int) -> None:
-    """Drop the rows of ``path`` (CSV with a ``step`` column) past step ``after``: a resumed run re-logs them,
-    so every step appears once."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or "step" not in rows[0]:
-        return
-    i = rows[0].index("step")
-    keep = [rows[0]] + [r for r in rows[1:] if len(r) > i and r[i] and int(float(r[i])) <= after]
-    if len(keep) != len(rows):
-        from synthfr.utils.io import atomic_write_text
-        import io
-
-        buf = io.StringIO()
-        csv.writer(buf).writerows(keep)
-        atomic_write_text(path, buf.getvalue())
-
-
 def _train(cfg: TrainConfig) -> Path:
     import torch.nn.functional as F
-    from safetensors.torch import save_file
 
     from synthfr.data.imagefolder import open_dataset
     from synthfr.data.multisource import MultiSourceDataset, open_datasets
@@ -420,8 +244,8 @@ def _train(cfg: TrainConfig) -> Path:
 
     log = val_log = tb = None
     if rank == 0 and cfg.resume:  # rows past the checkpoint are logged again below: keep each step once
-        _truncate_log(out / "log.csv", start)
-        _truncate_log(out / "val.csv", start)
+        truncate_csv(out / "log.csv", start)
+        truncate_csv(out / "val.csv", start)
     if rank == 0:
         log = CsvLog(out / "log.csv", ["step", "epoch", "lr", "loss", "samples_per_s", "sampled_classes", "time",
                                               "cpu_time", "psi"],
@@ -545,14 +369,14 @@ def _train(cfg: TrainConfig) -> Path:
                     keep=cfg.keep_checkpoints)
     cls = classifier_state(pfc)
     if rank == 0:
-        save_file({k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()},
-                  str(out / "model.safetensors"), metadata={"backbone": cfg.backbone, "step": str(step)})
-        save_file(cls, str(out / "head.safetensors"), metadata={"head": cfg.head, "num_classes": str(num_classes)})
+        save_safetensors(out / "model.safetensors", backbone.state_dict(),
+                         metadata={"backbone": cfg.backbone, "step": str(step)})
+        save_safetensors(out / "head.safetensors", cls, metadata={"head": cfg.head, "num_classes": str(num_classes)})
         if n_virt:
             v = F.normalize(cls["weight"][n_syn + n_real:].float(), dim=1).numpy().astype(np.float32)
             np.save(out / "virtual_identities.npy", v)
         meta["final_step"] = step
-        write_json(out / "config.json", meta)
+        write_config(out / "config.json", meta)
         for lg in (log, val_log):
             if lg is not None:
                 lg.close()

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["derive_seed", "seed_everything"]
+__all__ = ["derive_seed", "seed_everything", "per_sample_randn", "per_sample_rand"]
 
 
 def derive_seed(global_seed: int, *keys: int | str) -> int:
@@ -35,3 +36,42 @@ def seed_everything(seed: int) -> None:
     import torch
 
     torch.manual_seed(seed)
+
+
+# -- seed -> noise: one torch.Generator per image, so noise never depends on the batch ----------------------
+def per_sample_randn(seeds: Sequence[int] | np.ndarray, shape: Sequence[int], device: Any = "cpu",
+                     dtype: Any = None, stream: int = 0):
+    """Gaussian noise of shape ``(len(seeds), *shape)``, row ``j`` drawn from its own generator seeded by
+    ``seeds[j]`` (and ``stream``, for several independent draws per image), so it does not depend on the
+    batch. Drawn on CPU, then moved to ``device``, so the numbers are the same on every device."""
+    import torch
+
+    dtype = dtype or torch.float32
+    rows = []
+    for s in np.asarray(seeds, dtype=np.int64).reshape(-1):
+        g = torch.Generator(device="cpu")
+        g.manual_seed(_mix(int(s), stream))
+        rows.append(torch.randn(tuple(shape), generator=g, dtype=torch.float32))
+    out = torch.stack(rows) if rows else torch.zeros((0, *shape))
+    return out.to(device=device, dtype=dtype)
+
+
+def per_sample_rand(seeds: Sequence[int] | np.ndarray, shape: Sequence[int], device: Any = "cpu",
+                    stream: int = 0):
+    """Uniform [0, 1) noise, one generator per image; see :func:`per_sample_randn`."""
+    import torch
+
+    rows = []
+    for s in np.asarray(seeds, dtype=np.int64).reshape(-1):
+        g = torch.Generator(device="cpu")
+        g.manual_seed(_mix(int(s), stream))
+        rows.append(torch.rand(tuple(shape), generator=g))
+    out = torch.stack(rows) if rows else torch.zeros((0, *shape))
+    return out.to(device=device)
+
+
+def _mix(seed: int, stream: int) -> int:
+    """The torch generator seed of one image: its seed (63 bits) for stream 0, a derived one for others."""
+    if stream == 0:
+        return seed & ((1 << 63) - 1)
+    return derive_seed(seed, "stream", stream)

@@ -1,0 +1,105 @@
+"""Run folders of the three trainers (FR ``synthfr train``, the generator's ``train-generator``, the pose
+estimator's ``train-pose``): one set of helpers for what they all write.
+
+* weights: ``*.safetensors`` written atomically (never pickles), with the resolved config as JSON beside them;
+* logs: ``log.csv``/``val.csv`` with a ``step`` column, one header, appended row by row; a resumed run first
+  drops the rows past its checkpoint (:func:`truncate_csv`) so every step appears once;
+* readers: :func:`read_csv_rows` turns such a CSV back into numbers (report, summaries).
+
+Step checkpoints keep each trainer's own layout (FR: ``checkpoints/step_N/`` with model, classifier, optimiser
+and RNG states; generator: ``ckpt/step-N.safetensors`` + ``.json`` named by ``latest.json``), so runs started
+before this module keep resuming; both are safetensors + JSON written through :func:`save_safetensors`-style
+atomic writes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["save_safetensors", "write_config", "CsvLog", "append_csv_row", "truncate_csv", "read_csv_rows"]
+
+
+def save_safetensors(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` (name -> torch tensor) as a safetensors file atomically (contiguous CPU copies)."""
+    from safetensors.torch import save
+
+    from synthfr.utils.io import atomic_write_bytes
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    return atomic_write_bytes(path, data)
+
+
+def write_config(path: str | Path, doc: dict[str, Any]) -> Path:
+    """The resolved config (or any JSON record) of a run, written atomically with plain floats."""
+    from synthfr.utils.io import write_json
+
+    return write_json(path, doc)
+
+
+class CsvLog:
+    """Append rows to a CSV file kept open (header written once; missing keys are left empty)."""
+
+    def __init__(self, path: str | Path, fields: list[str], append: bool):
+        self.path, self.fields = Path(path), list(fields)
+        new = not (append and self.path.is_file())
+        self.f = open(self.path, "w" if new else "a", newline="")
+        self.w = csv.DictWriter(self.f, fieldnames=self.fields)
+        if new:
+            self.w.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.w.writerow({k: row.get(k, "") for k in self.fields})
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def append_csv_row(path: str | Path, fields: list[str], row: dict[str, Any]) -> None:
+    """Append one row to ``path`` (opened and closed; header first when the file is new; extra keys ignored)."""
+    path = Path(path)
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def truncate_csv(path: str | Path, after: int) -> None:
+    """Drop the rows of ``path`` (CSV with a ``step`` column) past step ``after``: a resumed run re-logs them,
+    so every step appears once. Files without a ``step`` column are left alone."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "step" not in rows[0]:
+        return
+    i = rows[0].index("step")
+    keep = [rows[0]] + [r for r in rows[1:] if len(r) > i and r[i] and int(float(r[i])) <= after]
+    if len(keep) != len(rows):
+        from synthfr.utils.io import atomic_write_text
+
+        buf = io.StringIO()
+        csv.writer(buf).writerows(keep)
+        atomic_write_text(path, buf.getvalue())
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def read_csv_rows(path: str | Path, numeric: bool = True) -> list[dict[str, Any]]:
+    """Rows of a run's CSV (``log.csv``, ``val.csv``, ...) as dicts; with ``numeric`` every value is a float
+    (None when empty, not a number or not finite), else the strings as written."""
+    with open(path, newline="") as f:
+        rows = [{k: v for k, v in r.items() if k} for r in csv.DictReader(f)]
+    return [{k: _num(v) for k, v in r.items()} for r in rows] if numeric else rows
