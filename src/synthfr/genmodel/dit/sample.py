@@ -19,11 +19,9 @@ __all__ = ["seeded_noise", "render"]
 
 def seeded_noise(seeds, shape) -> torch.Tensor:
     """``len(seeds)``×shape standard normal noise, row ``j`` from a generator seeded with ``seeds[j]``."""
-    rows = []
-    for s in seeds:
-        g = torch.Generator().manual_seed(int(s) & ((1 << 63) - 1))
-        rows.append(torch.randn(tuple(shape), generator=g))
-    return torch.stack(rows) if rows else torch.zeros((0, *shape))
+    from synthfr.utils.seeds import per_sample_randn
+
+    return per_sample_randn(seeds, shape)
 
 
 @torch.no_grad()

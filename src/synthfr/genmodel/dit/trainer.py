@@ -126,7 +126,9 @@ def dit_config_from_dict(d: dict[str, Any]) -> DiTTrainConfig:
 
 def _dist() -> tuple[int, int, int]:
     """(rank, world size, local rank), initialising torch.distributed under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    from synthfr.utils.distributed import env_rank_world
+
+    world = env_rank_world()[1]
     if world <= 1:
         return 0, 1, 0
     import torch.distributed as dist
