@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from synthfr.utils.io import file_sha256
+from synthfr.utils.io import atomic_write_text, file_sha256
 from synthfr.utils.seeds import derive_seed
 
 __all__ = ["combine_datasets", "read_counts"]
@@ -297,9 +297,7 @@ def combine_datasets(sources: Sequence[str | Path], out: str | Path, *, replace:
     out.mkdir(parents=True, exist_ok=True)
     for src, dst in copies:
         _place(src, dst, link)
-    tmp = out / ".manifest.jsonl.tmp"
-    tmp.write_text("".join(dumps_record(r) + "\n" for r in lines))
-    os.replace(tmp, out / "manifest.jsonl")
+    atomic_write_text(out / "manifest.jsonl", "".join(dumps_record(r) + "\n" for r in lines))
     ids_note = None
     if replace:
         if srcs[0]["ids"] is not None:

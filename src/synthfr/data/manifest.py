@@ -27,9 +27,10 @@ batched, sharded, killed or resumed.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from synthfr.utils.io import atomic_write_bytes
 
 __all__ = ["FIELDS", "make_record", "dumps_record", "read_manifest", "iter_manifest", "part_path",
            "write_part", "concat_parts", "identity_dirname", "ROW_DIGITS"]
@@ -94,27 +95,12 @@ def part_path(out: str | Path, row: int, num_rows: int | None = None) -> Path:
     return Path(out) / "parts" / f"{identity_dirname(row, num_rows)}.jsonl"
 
 
-def _write_synced(path: Path, data: bytes, fsync: bool) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        f = open(tmp, "wb")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(tmp, "wb")
-    with f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_part(out: str | Path, row: int, records: Iterable[dict[str, Any]], num_rows: int | None = None,
                fsync: bool = True) -> Path:
     """Atomically write identity ``row``'s manifest fragment (its presence marks the identity complete)."""
     path = part_path(out, row, num_rows)
     text = "".join(dumps_record(r) + "\n" for r in records)
-    _write_synced(path, text.encode(), fsync)
+    atomic_write_bytes(path, text.encode(), fsync=fsync)
     return path
 
 
@@ -127,5 +113,5 @@ def concat_parts(out: str | Path, rows: Iterable[int], dest: str | Path, num_row
         data = part_path(out, r, num_rows).read_bytes()
         lines += data.count(b"\n")
         chunks.append(data)
-    _write_synced(Path(dest), b"".join(chunks), fsync)
+    atomic_write_bytes(dest, b"".join(chunks), fsync=fsync)
     return lines

@@ -12,6 +12,7 @@ Public functions:
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,13 +233,14 @@ def _worker_init(cfg: AlignConfig) -> None:
 def _save(arr: np.ndarray, path: Path, quality: int) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    from synthfr.utils.io import atomic_write_bytes
+
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower())
     kw = {"quality": quality} if fmt == "JPEG" else {}
-    Image.fromarray(arr).save(tmp, format=fmt or Image.registered_extensions().get(path.suffix.lower(), "PNG"),
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt or Image.registered_extensions().get(path.suffix.lower(), "PNG"),
                               **kw)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())  # the format follows the input's suffix (a .tif stays a .tif)
 
 
 def _align_task(job: tuple[str, str]) -> tuple[str, str]:
