@@ -249,6 +249,8 @@ def add_config_arguments(parser: Any, cls: type, *, positional: tuple[str, ...] 
     stays None so that :func:`config_from_args` applies only what was given; help shows the config's default."""
     docs, hints = field_docs(cls), typing.get_type_hints(cls)
     flags, nested = dict(flags or {}), dict(nested or {})
+    if not _dest:  # which dataclasses describe this parser's options (the tests read it)
+        parser.config_classes = [*getattr(parser, "config_classes", []), cls]
     for f in dataclasses.fields(cls):
         dest = _dest + f.name
         if f.name in skip or dest in skip:
@@ -307,6 +309,7 @@ def config_dict_from_args(cls: type, args: Any, base: Any = None) -> dict[str, A
 
             raise UsageError(f"{args.config} must hold a YAML mapping of {cls.__name__} fields")
         data = set_dotted(data, from_file)
+    # dotted keys, so that a dict field's KEY=VALUE items (and --margin-like options) add to the dict they find
     given: dict[str, Any] = {}
     hints_of = _nested_hints(cls)
     for dest, tp in hints_of.items():
@@ -315,15 +318,16 @@ def config_dict_from_args(cls: type, args: Any, base: Any = None) -> dict[str, A
             continue
         kind = _option_settings(tp, None)
         if kind.get("action") == "append" and kind.get("metavar") == "KEY=VALUE":  # dict fields
-            value = {**(_get_dotted(data, dest) or {}), **parse_assignments(value, f"--{dest.replace('_', '-')}")}
-        elif kind.get("one_or_many") and isinstance(value, list) and len(value) == 1:
+            items = parse_assignments(value, f"--{dest.replace('_', '-')}")
+            given.update({f"{dest}.{k}": v for k, v in items.items()})
+            continue
+        if kind.get("one_or_many") and isinstance(value, list) and len(value) == 1:
             value = value[0]
         given[dest] = value
     for dest, value in vars(args).items():  # options of one key of a dict field (--margin: head_kwargs.m)
-        head, _, key = dest.rpartition(".")
+        head = dest.rpartition(".")[0]
         if value is not None and head in hints_of and dest not in hints_of and isinstance(value, str):
-            given[head] = {**(given.get(head) or _get_dotted(data, head) or {}),
-                           **parse_assignments([f"{key}={value}"], f"--{dest}")}
+            given.update(parse_assignments([f"{dest}={value}"], f"--{dest}"))
     data = set_dotted(data, given)
     return set_dotted(data, parse_assignments(getattr(args, "overrides", None) or [], "--set"))
 
@@ -338,15 +342,6 @@ def _nested_hints(cls: type, prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + f.name] = tp
     return out
-
-
-def _get_dotted(data: Mapping[str, Any], key: str) -> Any:
-    node: Any = data
-    for p in key.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(p)
-    return node
 
 
 def set_dotted(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,35 +9,56 @@ tiny images and images without a face are listed, with reasons, in the report
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import Literal
 
 HELP = "align a folder of face photos to the 112x112 ArcFace template (dlib detector + landmarks)"
 
 
+@dataclass
+class AlignConfig:
+    """``synthfr align``: every image of a folder tree aligned to the 112×112 five-point template."""
+
+    in_dir: str
+    """Folder (tree) of images."""
+    out_dir: str
+    """Output folder; the input tree and file names are kept."""
+    size: int = 112
+    """Output side in pixels."""
+    json: str | None = None
+    """Write the report (counts and every failure with its reason) to this JSON file."""
+    detector: Literal["hog", "cnn", "hog+cnn"] = "hog"
+    """dlib HOG, MMOD CNN, or CNN only where HOG finds nothing."""
+    pick: Literal["largest", "central", "score"] = "largest"
+    """Which face to keep when an image shows several."""
+    upsample: int | None = None
+    """Detector upsampling (default: automatic, more for small images)."""
+    pad_retry: float = 0.5
+    """When no face is found, pad by this fraction per side and retry (0 = off)."""
+    workers: int | None = None
+    """Processes (default: all CPU cores)."""
+    overwrite: bool = False
+    """Redo images whose output already exists."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("in_dir", metavar="IN_DIR", help="folder (tree) of images")
-    p.add_argument("out_dir", metavar="OUT_DIR", help="output folder; the input tree and file names are kept")
-    p.add_argument("--size", type=int, default=112, help="output side in pixels (default 112)")
-    p.add_argument("--json", metavar="F", help="write the report (counts and every failure with its reason)")
-    p.add_argument("--detector", default="hog", choices=["hog", "cnn", "hog+cnn"],
-                   help="dlib HOG (default), MMOD CNN, or CNN only where HOG finds nothing")
-    p.add_argument("--pick", default="largest", choices=["largest", "central", "score"],
-                   help="which face to keep when an image shows several (default: largest)")
-    p.add_argument("--upsample", type=int, default=None,
-                   help="detector upsampling (default: automatic, more for small images)")
-    p.add_argument("--pad-retry", type=float, default=0.5,
-                   help="when no face is found, pad by this fraction per side and retry (0 = off; default 0.5)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPU cores)")
-    p.add_argument("--overwrite", action="store_true", help="redo images whose output already exists")
+    from synthfr.config import add_config_arguments
+
+    add_config_arguments(p, AlignConfig, positional=("in_dir", "out_dir"),
+                         flags={"in_dir": {"metavar": "IN_DIR"}, "out_dir": {"metavar": "OUT_DIR"},
+                                "json": {"metavar": "F"}})
 
 
 def run(args: argparse.Namespace) -> int:
+    from synthfr.config import config_from_args
     from synthfr.face.align import align_folder
 
-    report = align_folder(args.in_dir, args.out_dir, size=args.size, json_path=args.json, workers=args.workers,
-                          overwrite=args.overwrite, detector=args.detector, pick=args.pick, upsample=args.upsample,
-                          pad_retry=args.pad_retry)
-    print(f"aligned {report['aligned']} of {report['images']} images into {args.out_dir}; "
-          f"{len(report['failed'])} failed" + (f" (listed in {args.json})" if args.json else ""))
+    cfg = config_from_args(AlignConfig, args)
+    report = align_folder(cfg.in_dir, cfg.out_dir, size=cfg.size, json_path=cfg.json, workers=cfg.workers,
+                          overwrite=cfg.overwrite, detector=cfg.detector, pick=cfg.pick, upsample=cfg.upsample,
+                          pad_retry=cfg.pad_retry)
+    print(f"aligned {report['aligned']} of {report['images']} images into {cfg.out_dir}; "
+          f"{len(report['failed'])} failed" + (f" (listed in {cfg.json})" if cfg.json else ""))
     reasons: dict[str, int] = {}
     for f in report["failed"]:
         key = f["reason"].split(":")[0]
@@ -47,6 +68,6 @@ def run(args: argparse.Namespace) -> int:
     if report["aligned"] == 0:
         from synthfr.errors import InputError
 
-        raise InputError(f"{args.in_dir}: none of {report['images']} images could be aligned; see the reasons "
+        raise InputError(f"{cfg.in_dir}: none of {report['images']} images could be aligned; see the reasons "
                          "above (are they face photos?)")
     return 0

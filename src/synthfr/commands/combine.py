@@ -18,42 +18,61 @@ Examples:
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import Literal
 
 HELP = "combine datasets of different runs (concat, or per-identity replacement as Vec2Face's pose set)"
 
 
+@dataclass
+class CombineConfig:
+    """``synthfr combine``: datasets of different runs (or real ImageFolders) joined into one dataset folder."""
+
+    datasets: list[str]
+    """Finished dataset folders (two or more; one with counts)."""
+    out: str
+    """Combined dataset folder (must be new or empty)."""
+    replace: int = 0
+    """Replace this many images per identity of the first dataset with images of the same identity from the
+    second (0: concatenate)."""
+    pick: Literal["random", "last"] = "random"
+    """Which images replace swaps: random slots and images seeded by (seed, identity), or the first dataset's
+    last N slots with the second's first N images."""
+    seed: int = 0
+    """Seed of pick random."""
+    counts: str | None = None
+    """Images kept per identity of the result: a JSON file with a list (one count per identity row) or an object
+    {identity folder: count} (others get 0); identities left empty are dropped."""
+    identity_check: bool = True
+    """With replace, require the datasets' identities.npy files to be equal."""
+    format: Literal["folder", "rec"] = "folder"
+    """folder, or rec (insightface train.rec/.idx instead of images/)."""
+    copy: bool = False
+    """Copy images instead of hard-linking them."""
+    json: str | None = None
+    """Also write the summary as JSON to this path."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("datasets", nargs="+", metavar="DATASET_DIR",
-                   help="finished dataset folders (two or more; one with --counts)")
-    p.add_argument("--out", required=True, help="combined dataset folder (must be new or empty)")
-    p.add_argument("--replace", type=int, default=0, metavar="N",
-                   help="replace N images per identity of the first dataset with images of the same identity "
-                        "from the second (default 0: concatenate)")
-    p.add_argument("--pick", default="random", choices=["random", "last"],
-                   help="which images --replace swaps: random slots and images seeded by (--seed, identity) "
-                        "(default), or the first dataset's last N slots with the second's first N images")
-    p.add_argument("--seed", type=int, default=0, help="seed of --pick random (default 0)")
-    p.add_argument("--counts", metavar="C.json",
-                   help="images kept per identity of the result: a JSON list (one count per identity row) or an "
-                        "object {identity folder: count} (others get 0); identities left empty are dropped")
-    p.add_argument("--no-identity-check", action="store_true",
-                   help="allow --replace with identities.npy files that differ")
-    p.add_argument("--format", default="folder", choices=["folder", "rec"],
-                   help="folder (default) or rec (insightface train.rec/.idx instead of images/)")
-    p.add_argument("--copy", action="store_true", help="copy images instead of hard-linking them")
-    p.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
+    from synthfr.config import add_config_arguments
+
+    add_config_arguments(p, CombineConfig, positional=("datasets",),
+                         flags={"datasets": {"metavar": "DATASET_DIR"}, "replace": {"metavar": "N"},
+                                "counts": {"metavar": "C.json"}, "json": {"metavar": "PATH"}})
 
 
 def run(args: argparse.Namespace) -> int:
+    from synthfr.config import config_from_args
     from synthfr.data.combine import combine_datasets
 
-    s = combine_datasets(args.datasets, args.out, replace=args.replace, pick=args.pick, seed=args.seed,
-                         check_identities=not args.no_identity_check, link=not args.copy, format=args.format,
-                         counts=args.counts)
+    cfg = config_from_args(CombineConfig, args)
+    s = combine_datasets(cfg.datasets, cfg.out, replace=cfg.replace, pick=cfg.pick, seed=cfg.seed,
+                         check_identities=cfg.identity_check, link=not cfg.copy, format=cfg.format,
+                         counts=cfg.counts)
     print(f"combined {s['sources']} datasets ({s['mode']}): {s['identities']} identities, {s['images']} images "
           f"(per source {s['from_sources']}) -> {s['out']}")
-    if args.json:
+    if cfg.json:
         from synthfr.utils.io import write_json
 
-        write_json(args.json, s)
+        write_json(cfg.json, s)
     return 0

@@ -12,27 +12,45 @@ Example:
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import Literal
 
 HELP = "merge shard folders of `synthfr generate --shard i/n` into one dataset"
 
 
+@dataclass
+class MergeConfig:
+    """``synthfr merge``: the shard folders of one sharded ``synthfr generate`` run joined into one dataset."""
+
+    shards: list[str]
+    """Finished shard output folders."""
+    out: str
+    """Merged dataset folder (must be new or empty)."""
+    format: Literal["folder", "rec"] = "folder"
+    """folder, or rec (insightface train.rec/.idx instead of images/)."""
+    copy: bool = False
+    """Copy images instead of hard-linking them."""
+    json: str | None = None
+    """Also write the merge summary as JSON to this path."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="finished shard output folders")
-    p.add_argument("--out", required=True, help="merged dataset folder (must be new or empty)")
-    p.add_argument("--format", default="folder", choices=["folder", "rec"],
-                   help="folder (default) or rec (insightface train.rec/.idx instead of images/)")
-    p.add_argument("--copy", action="store_true", help="copy images instead of hard-linking them")
-    p.add_argument("--json", metavar="PATH", help="also write the merge summary as JSON")
+    from synthfr.config import add_config_arguments
+
+    add_config_arguments(p, MergeConfig, positional=("shards",),
+                         flags={"shards": {"metavar": "SHARD_DIR"}, "json": {"metavar": "PATH"}})
 
 
 def run(args: argparse.Namespace) -> int:
+    from synthfr.config import config_from_args
     from synthfr.generation import merge_shards
 
-    summary = merge_shards(args.shards, args.out, format=args.format, link=not args.copy)
+    cfg = config_from_args(MergeConfig, args)
+    summary = merge_shards(cfg.shards, cfg.out, format=cfg.format, link=not cfg.copy)
     print(f"merged {summary['shards']} shards: {summary['identities']} identities, {summary['images']} images "
           f"-> {summary['out']}")
-    if args.json:
+    if cfg.json:
         from synthfr.utils.io import write_json
 
-        write_json(args.json, summary)
+        write_json(cfg.json, summary)
     return 0

@@ -10,27 +10,47 @@ and no external resources (open it in any browser, or attach it to a mail). Exam
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 HELP = "rebuild OUT/report.html (samples, quality, training curves, ROC, config) of a pipeline or demo folder"
 
 
+@dataclass
+class ReportConfig:
+    """``synthfr report``: the self-contained HTML report of a finished pipeline (or demo) folder."""
+
+    run_dir: str
+    """Output folder of `synthfr pipeline` or `synthfr demo`."""
+    out: str | None = None
+    """Where to write the HTML (default: RUN_DIR/report.html)."""
+    identities: int = 12
+    """Identities shown in the sample grid."""
+    images: int = 8
+    """Images per identity shown."""
+    thumb: int = 64
+    """Thumbnail size in pixels."""
+    title: str | None = None
+    """Page title (default: from the folder's kind)."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR", help="output folder of `synthfr pipeline` or `synthfr demo`")
-    p.add_argument("--out", metavar="PATH", help="where to write the HTML (default: RUN_DIR/report.html)")
-    p.add_argument("--identities", type=int, default=12, metavar="K",
-                   help="identities shown in the sample grid (default: 12)")
-    p.add_argument("--images", type=int, default=8, metavar="M", help="images per identity shown (default: 8)")
-    p.add_argument("--thumb", type=int, default=64, metavar="PX", help="thumbnail size in pixels (default: 64)")
-    p.add_argument("--title", help="page title (default: from the folder's kind)")
+    from synthfr.config import add_config_arguments
+
+    add_config_arguments(p, ReportConfig, positional=("run_dir",),
+                         flags={"run_dir": {"metavar": "RUN_DIR"}, "out": {"metavar": "PATH"},
+                                "identities": {"metavar": "K"}, "images": {"metavar": "M"},
+                                "thumb": {"metavar": "PX"}})
 
 
 def run(args: argparse.Namespace) -> int:
+    from synthfr.config import config_from_args
     from synthfr.report.pipeline import write_pipeline_report
 
+    cfg = config_from_args(ReportConfig, args)
     for name in ("identities", "images", "thumb"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    path = write_pipeline_report(args.run_dir, args.out, title=args.title, max_identities=args.identities,
-                                 max_images=args.images, thumb=args.thumb)
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
+    path = write_pipeline_report(cfg.run_dir, cfg.out, title=cfg.title, max_identities=cfg.identities,
+                                 max_images=cfg.images, thumb=cfg.thumb)
     print(path)
     return 0

@@ -101,19 +101,15 @@ class DiTTrainConfig:
 
 def dit_config_from_dict(d: dict[str, Any]) -> DiTTrainConfig:
     """A :class:`DiTTrainConfig` from plain values (YAML/JSON); unknown keys are errors naming the key."""
+    from synthfr.config import check_keys
+
     d = dict(d)
-    names = {f.name for f in dataclasses.fields(DiTTrainConfig)}
-    bad = sorted(set(d) - names)
-    if bad:
-        raise ValueError(f"unknown train-dit config key(s) {bad}; valid keys: {', '.join(sorted(names))}")
+    check_keys(DiTTrainConfig, d)
     m = d.pop("model", {}) or {}
     if isinstance(m, DiTConfig):
         m = m.to_dict()
-    mnames = {f.name for f in dataclasses.fields(DiTConfig)}
-    badm = sorted(set(m) - mnames - {"preset"})
-    if badm:
-        raise ValueError(f"unknown model key(s) {badm}; valid keys: preset, {', '.join(sorted(mnames))}")
     m = dict(m)
+    check_keys(DiTConfig, {k: v for k, v in m.items() if k != "preset"}, "model")  # preset: a named size
     preset = m.pop("preset", None)
     if preset is not None:
         from synthfr.genmodel.dit.model import DIT_PRESETS
