@@ -202,7 +202,7 @@ def test_export_then_load(tmp_path):
 
 
 def test_cli_train_resume_and_export(tmp_path):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
     from synthfr.generators import create_generator
 
     _tiny_data(tmp_path / "faces")

@@ -93,7 +93,7 @@ def test_concat_keeps_classes_apart(runs, tmp_path):
 
 
 def test_combine_cli_and_errors(runs, tmp_path):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     root, a, b = runs
     assert main(["combine", str(a), str(b), "--replace", "2", "--out", str(tmp_path / "c"), "--format", "rec",

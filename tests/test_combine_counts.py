@@ -76,7 +76,7 @@ def test_real_folder_by_name(tmp_path):
         for k in range(4):
             Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(real / name / f"{k:03d}.png")
     (tmp_path / "c.json").write_text(json.dumps({"7003": 2, "7001": 3}))
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     assert main(["combine", str(real), "--counts", str(tmp_path / "c.json"), "--out", str(tmp_path / "sub")]) == 0
     man = read_manifest(tmp_path / "sub" / "manifest.jsonl")

@@ -23,7 +23,7 @@ SRC = Path(synthfr.__file__).resolve().parent
 
 
 def _commands() -> list[str]:
-    from synthfr.cli import _command_modules
+    from synthfr.app.cli import _command_modules
 
     return [name for name, _ in _command_modules()]
 
@@ -50,7 +50,7 @@ def _config_classes(parser: argparse.ArgumentParser) -> list[type]:
 
 @pytest.mark.parametrize("command", _commands())
 def test_every_option_is_a_documented_config_field(command):
-    from synthfr.cli import build_parser
+    from synthfr.app.cli import build_parser
 
     parser = build_parser(command)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
@@ -76,7 +76,7 @@ def test_every_option_is_a_documented_config_field(command):
 
 
 def test_help_shows_the_field_docstring_and_default(capsys):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
@@ -104,7 +104,7 @@ def test_one_key_value_parser_in_the_package():
 
 
 def test_the_parser_and_its_users_agree():
-    from synthfr.pipeline import parse_overrides
+    from synthfr.app.pipeline import parse_overrides
     from synthfr.registry import parse_spec
 
     assert parse_assignment("a.b=[1, 2]") == ("a.b", [1, 2])

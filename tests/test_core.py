@@ -86,7 +86,7 @@ def test_derive_seed_is_stable_and_distinct():
 
 
 def test_cli_list_json(tmp_path, capsys):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     out = tmp_path / "l.json"
     assert main(["list", "--json", str(out)]) == 0

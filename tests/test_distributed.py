@@ -49,7 +49,7 @@ def test_torchrun_two_processes_match_one(tmp_path, sample_rate):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    from synthfr.commands.train import add_arguments, build_config
+    from synthfr.app.commands.train import add_arguments, build_config
     import argparse
 
     p = argparse.ArgumentParser()

@@ -325,7 +325,7 @@ def test_small_lfw_end_to_end(tmp_path):
 
 
 def test_cli_eval_json_shape(tmp_path, pixel_embedder, capsys):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     binp = make_fake_bin(tmp_path / "fake.bin", pairs=40)
     out = tmp_path / "out.json"
@@ -345,7 +345,7 @@ def test_cli_eval_json_shape(tmp_path, pixel_embedder, capsys):
 
 
 def test_cli_eval_checkpoint_errors(tmp_path, capsys):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
     from synthfr.face.embedders import REGISTRY
 
     binp = make_fake_bin(tmp_path / "fake.bin", pairs=20)
@@ -362,7 +362,7 @@ def test_cli_eval_checkpoint_errors(tmp_path, capsys):
 def test_cli_embed_folder_and_bin(tmp_path, pixel_embedder, monkeypatch):
     from PIL import Image
 
-    from synthfr.cli import main
+    from synthfr.app.cli import main
     import synthfr.data.benchmarks as B
 
     root = tmp_path / "faces"

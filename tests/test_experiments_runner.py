@@ -42,8 +42,8 @@ def _sets(cmd: list[str]) -> dict[str, str]:
 
 def _check_valid(cmds: list[list[str]]) -> None:
     """Every pipeline command builds a valid PipelineConfig; every other synthfr command parses."""
-    from synthfr.cli import build_parser
-    from synthfr.pipeline import load_pipeline_config, parse_overrides
+    from synthfr.app.cli import build_parser
+    from synthfr.app.pipeline import load_pipeline_config, parse_overrides
 
     for c in cmds:
         if c[0] != "synthfr":

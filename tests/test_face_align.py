@@ -150,7 +150,7 @@ def test_align_folder_real_faces_tree_and_greyscale(tmp_path):
     Image.open(names[0]).save(src / "x" / "colour.jpg")
     Image.open(names[1]).convert("L").save(src / "grey.jpg")
     _make_bad_tree(src / "bad")
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     assert main(["align", str(src), str(dst), "--json", str(tmp_path / "r.json"), "--workers", "1"]) == 0
     report = json.loads((tmp_path / "r.json").read_text())

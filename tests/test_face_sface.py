@@ -169,7 +169,7 @@ def _lfw_faces(n: int) -> np.ndarray:
 
 
 def test_sface_is_registered_and_listed(capsys):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
     from synthfr.face.embedders import list_embedders
 
     assert "sface" in list_embedders()
@@ -285,7 +285,7 @@ def test_wrong_hash_missing_file_and_missing_wheel_are_one_line_errors(tmp_path,
 def test_embed_cli_with_a_path_spec(tmp_path, sface):
     from PIL import Image
 
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     faces = _lfw_faces(3)
     d = tmp_path / "faces"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthfr.cli import main
+from synthfr.app.cli import main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -189,7 +189,7 @@ def test_yaml_tags_syntax_and_types_in_pipeline(ids, tmp_path, capsys):
 
 
 def test_corrupt_weights_disk_full_and_debug(ids, tmp_path, capsys, monkeypatch):
-    import synthfr.commands.generate as gen_cmd
+    import synthfr.app.commands.generate as gen_cmd
 
     w = tmp_path / "w"
     w.mkdir()

@@ -90,7 +90,7 @@ def test_train_on_synthetic_plus_real(two, tmp_path):
 
 
 def test_cli_several_data(two, tmp_path):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     syn, real = two
     out = tmp_path / "cli"
@@ -104,7 +104,7 @@ def test_cli_several_data(two, tmp_path):
 
 def test_pipeline_extra_data(two, tmp_path):
     from synthfr.config import from_dict
-    from synthfr.pipeline import PipelineConfig, run_pipeline
+    from synthfr.app.pipeline import PipelineConfig, run_pipeline
 
     _, real = two
     d = {"out": str(tmp_path / "p"), "seed": 3, "device": "cpu",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthfr.pipeline import load_pipeline_config, run_pipeline
+from synthfr.app.pipeline import load_pipeline_config, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reproducing.md"
@@ -92,7 +92,7 @@ def test_train_block_works_as_a_train_config_yaml(name, tmp_path):
 
     import yaml
 
-    from synthfr.commands.train import add_arguments, build_config
+    from synthfr.app.commands.train import add_arguments, build_config
 
     block = yaml.safe_load((ROOT / "configs" / name).read_text())["train"]["config"]
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(block))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from synthfr.config import from_dict, load_yaml
-from synthfr.pipeline import PipelineConfig, load_pipeline_config, parse_overrides, run_pipeline
+from synthfr.app.pipeline import PipelineConfig, load_pipeline_config, parse_overrides, run_pipeline
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -157,7 +157,7 @@ def test_unknown_keys_and_overrides(tmp_path):
 def test_cli(tmp_path, capsys):
     import yaml
 
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(_tiny(tmp_path / "o", train=False)))

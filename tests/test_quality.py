@@ -166,7 +166,7 @@ def test_evaluate_quality_and_cli_report(tmp_path):
     np.save(tmp_path / "r.npy", e[lab == 1])  # 6 faces: enough for the k=5 nearest-neighbour metrics
     q = evaluate_quality(e, lab, reference=e[:12])
     assert {"separability", "noise", "consistency", "verification", "leakage", "space"} <= set(q)
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     rc = main(["quality", "--embeddings", str(tmp_path / "e.npy"), "--reference", str(tmp_path / "r.npy"),
                "--json", str(tmp_path / "q.json"), "--html", str(tmp_path / "q.html"),
@@ -183,7 +183,7 @@ def test_evaluate_quality_and_cli_report(tmp_path):
 def test_quality_from_dataset_api_matches_cli(tmp_path):
     """The public API does all the work of `synthfr quality`: same metrics as the CLI's JSON, errors explained."""
     import synthfr
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     e, lab = dataset(c=12, k=4)
     np.save(tmp_path / "e.npy", e)
@@ -223,7 +223,7 @@ def test_cli_quality_on_image_folder_with_embedder(tmp_path):
         (ds / d.name).mkdir(parents=True)
         for f in sorted(d.glob("*.jpg"))[:3]:
             (ds / d.name / f.name).symlink_to(f)
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     rc = main(["quality", str(ds), "--embedder", "dlib", "--json", str(tmp_path / "q.json"), "--quiet",
                "--metrics", "separability,consistency,verification"])

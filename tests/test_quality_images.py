@@ -71,7 +71,7 @@ def _pngs(page):
 
 
 def test_quality_against_reference_folder_with_both_networks(tmp_path, fakes):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     ds = _faces(tmp_path / "gen", 8, 4, seed=1)
     ref = _faces(tmp_path / "real", 10, 4, seed=2)
@@ -150,7 +150,7 @@ def test_flat_reference_and_api_without_judges(tmp_path):
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, fakes, capsys):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     rng = np.random.default_rng(0)
     e = rng.normal(size=(20, 8)).astype(np.float32)

@@ -113,7 +113,7 @@ def _tree(root):
 
 @pytest.mark.parametrize("soft", [False, True])
 def test_convert_folder_rec_folder_is_byte_identical(tmp_path, soft):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
     from synthfr.data.imagefolder import open_dataset
     from synthfr.training.toy import make_toy_dataset
 

@@ -1,4 +1,4 @@
-"""The end-to-end HTML report (synthfr.report.pipeline): sections from what each stage wrote, self-contained
+"""The end-to-end HTML report (synthfr.app.report over synthfr.report): sections from what each stage wrote, self-contained
 (inline images only, no external references, no scripts), well-formed, and written by the pipeline/CLI."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthfr.report.pipeline import build_report, find_inputs, write_pipeline_report
+from synthfr.app.report import build_report, find_inputs, write_pipeline_report
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -139,7 +139,8 @@ def _eval(d: Path, names=("tiny_lfw",)) -> None:
 @pytest.fixture
 def fake_pipeline(tmp_path) -> Path:
     from synthfr.config import from_dict
-    from synthfr.pipeline import PipelineConfig, _write_marker
+    from synthfr.app.pipeline import PipelineConfig
+    from synthfr.app.pipeline.run import _write_marker
     from synthfr.utils.provenance import write_provenance
 
     out = tmp_path / "run"
@@ -207,8 +208,8 @@ def test_stages_not_run_are_left_out(fake_pipeline):
 
 
 def test_demo_folder_and_explicit_inputs(tmp_path):
-    out = tmp_path / "demo"
-    _dataset(out / "dataset", n_ids=15, per_id=10)
+    out = tmp_path / "demo"  # the demo is a pipeline preset: the pipeline's folder layout
+    _dataset(out / "generate" / "dataset", n_ids=15, per_id=10)
     (out / "quality").mkdir()
     (out / "quality" / "quality.json").write_text(json.dumps(_quality(15, 10, reference=False)))
     (out / "demo.json").write_text(json.dumps({"config": {"out": str(out), "identities": 15, "images_per_id": 10}}))
@@ -228,11 +229,11 @@ def test_demo_folder_and_explicit_inputs(tmp_path):
     assert "leakage" not in doc.lower() and "training" not in c.ids
 
     # no folder: every input given explicitly; a folder without images (format rec) has no sample grid
-    (out / "dataset" / "manifest.jsonl").unlink()
+    (out / "generate" / "dataset" / "manifest.jsonl").unlink()
     import shutil
 
-    shutil.rmtree(out / "dataset" / "images")
-    c = _check(build_report(dataset=out / "dataset", quality=out / "quality" / "quality.json",
+    shutil.rmtree(out / "generate" / "dataset" / "images")
+    c = _check(build_report(dataset=out / "generate" / "dataset", quality=out / "quality" / "quality.json",
                             config={"a": 1}, title="t"))
     assert "samples" not in c.ids and "quality" in c.ids and "configuration" in c.ids
 
@@ -270,7 +271,7 @@ def test_degenerate_runs_render(tmp_path):
 
 
 def test_report_cli(fake_pipeline, tmp_path, capsys):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     dest = tmp_path / "r.html"
     assert main(["report", str(fake_pipeline), "--out", str(dest), "--identities", "2", "--images", "1"]) == 0
@@ -284,7 +285,7 @@ def test_pipeline_report_end_to_end(tmp_path):
     writes OUT/report.html with every section from the stages' real outputs; a fully skipped re-run keeps it."""
     from synthfr.config import from_dict
     from synthfr.data.benchmarks import write_bin
-    from synthfr.pipeline import PipelineConfig, run_pipeline
+    from synthfr.app.pipeline import PipelineConfig, run_pipeline
     from PIL import Image
 
     out = tmp_path / "run"
@@ -337,7 +338,7 @@ def test_pipeline_report_end_to_end(tmp_path):
 
 def test_demo_writes_the_report(tmp_path):
     """`synthfr demo` (tiny settings) writes OUT/report.html with the sample grid, quality and next steps."""
-    from synthfr.demo import DemoConfig, run_demo
+    from synthfr.app.demo import DemoConfig, run_demo
 
     out = tmp_path / "demo"
     run_demo(DemoConfig(out=str(out), identities=4, images_per_id=2, time_budget=1.0, gallery_size=200,
@@ -357,7 +358,7 @@ def test_demo_writes_the_report(tmp_path):
 
 
 def test_overview_explains_low_separability_beside_a_low_eer():
-    from synthfr.report.pipeline import _overview
+    from synthfr.report.document import _overview
 
     q = {"n_identities": 10, "n_embeddings": 40, "verification": {"eer": 0.0},
          "separability": {"separability": 0.005, "threshold": 0.5}}

@@ -203,7 +203,7 @@ def test_sample_identities_outputs(tmp_path):
 
 
 def test_cli_sample(tmp_path):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     rc = main(["sample", "uniform", "--n", "50", "--dim", "8", "--out", str(tmp_path / "u.npy"),
                "--json", str(tmp_path / "u.json")])

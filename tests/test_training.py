@@ -241,7 +241,7 @@ def test_checkpoint_embedder_eval_and_onnx(toy, tmp_path):
     emb(xin).sum().backward()
     assert xin.grad is not None and torch.isfinite(xin.grad).all()
 
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     assert main(["export-onnx", str(run), str(tmp_path / "m.onnx"), "--json", str(tmp_path / "o.json")]) == 0
     import onnxruntime as ort
@@ -269,7 +269,7 @@ def test_validation_each_epoch_on_a_bin(toy, tmp_path):
 
 
 def test_train_cli_rejects_bad_input(tmp_path, capsys):
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
                  "--backbone", "test_tiny"]) == 2  # a path given by the user: usage error
@@ -279,7 +279,7 @@ def test_train_cli_rejects_bad_input(tmp_path, capsys):
 def test_train_config_from_yaml_and_flags(tmp_path):
     import argparse
 
-    from synthfr.commands.train import add_arguments, build_config
+    from synthfr.app.commands.train import add_arguments, build_config
 
     (tmp_path / "r.yaml").write_text("backbone: iresnet50\nepochs: 7\naugment: {flip: 0.0, blur: 0.3}\n"
                                      "head_kwargs: {s: 30}\n")

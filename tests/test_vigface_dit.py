@@ -254,8 +254,8 @@ def test_vigface_dit_needs_weights_and_the_test_generator_needs_none(tmp_path):
 
 @pytest.mark.parametrize("name", ["vigface.yaml", "vigface-cpu.yaml"])
 def test_configs_hold_a_train_dit_section(name):
-    from synthfr.commands.train_dit import load_dit_config
-    from synthfr.pipeline import load_pipeline_config
+    from synthfr.app.commands.train_dit import load_dit_config
+    from synthfr.app.pipeline import load_pipeline_config
 
     cfg = load_dit_config(str(ROOT / "configs" / name), {})
     load_pipeline_config(ROOT / "configs" / name)  # the same file is a valid pipeline config
@@ -269,7 +269,7 @@ def test_configs_hold_a_train_dit_section(name):
 def test_cli_train_resume_and_export(tmp_path):
     import yaml
 
-    from synthfr.cli import main
+    from synthfr.app.cli import main
 
     _faces(tmp_path / "faces")
     cfg = {"seed": 1, "dit": {"data": [str(tmp_path / "faces")], "embedder": "tiny-test", "device": "cpu",

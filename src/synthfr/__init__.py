@@ -31,8 +31,8 @@ _LAZY = {
     "evaluate_quality": "synthfr.quality.evaluate:evaluate_quality",
     "quality_from_dataset": "synthfr.quality.evaluate:quality_from_dataset",
     "train": "synthfr.training.loop:train",
-    "run_pipeline": "synthfr.pipeline:run_pipeline",
-    "run_demo": "synthfr.demo:run_demo",
+    "run_pipeline": "synthfr.app.pipeline:run_pipeline",
+    "run_demo": "synthfr.app.demo:run_demo",
 }
 
 

@@ -1,7 +1,7 @@
 """The one error type of synthfr, and how the CLI turns any failure into one line.
 
 ``SynthfrError(message, kind="runtime"|"usage")``: the message names the input and says what to do. The CLI
-(:func:`synthfr.cli.main`) prints it as one line ``synthfr CMD: error: MESSAGE`` and exits with 2 for usage
+(:func:`synthfr.app.cli.main`) prints it as one line ``synthfr CMD: error: MESSAGE`` and exits with 2 for usage
 errors (a flag, config value or path given by the user is wrong: fix the command) and 1 for runtime failures
 (the command was well formed but an input file is corrupt, the disk is full, a device is missing, another
 process holds the output folder). ``--debug`` (or ``SYNTHFR_DEBUG=1``) shows the traceback instead.

@@ -87,12 +87,12 @@ def _attributes_section(a: dict[str, Any]) -> str:
 
 
 def _strip(root: Path, rels: list[str], thumb: int) -> str:
-    from synthfr.report.pipeline import _strip_jpeg
+    from synthfr.report.sections import strip_jpeg
 
     paths = [root / r for r in rels if (root / r).is_file()]
     if not paths:
         return ""
-    return html.image(_strip_jpeg(paths, thumb), "image/jpeg", alt="faces",
+    return html.image(strip_jpeg(paths, thumb), "image/jpeg", alt="faces",
                       attrs=f'width="{len(paths) * (thumb + 2) - 2}" height="{thumb}"')
 
 

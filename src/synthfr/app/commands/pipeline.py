@@ -34,7 +34,7 @@ class RunOptions:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from synthfr.config import add_common_arguments, add_config_arguments
-    from synthfr.pipeline import PipelineConfig
+    from synthfr.app.pipeline import PipelineConfig
 
     add_common_arguments(p, "config")
     add_config_arguments(p, PipelineConfig, flags={"out": {"metavar": "DIR"}})
@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from synthfr.config import config_from_args
-    from synthfr.pipeline import PipelineConfig, run_pipeline
+    from synthfr.app.pipeline import PipelineConfig, run_pipeline
 
     cfg = config_from_args(PipelineConfig, args)  # the YAML < options given < --set
     if args.print_config:

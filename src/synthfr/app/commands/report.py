@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from synthfr.config import config_from_args
-    from synthfr.report.pipeline import write_pipeline_report
+    from synthfr.app.report import write_pipeline_report
 
     cfg = config_from_args(ReportConfig, args)
     for name in ("identities", "images", "thumb"):

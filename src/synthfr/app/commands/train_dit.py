@@ -35,7 +35,7 @@ _CLI = {"data": {"metavar": "DIR"}, "out": {"metavar": "RUN"}, "data_cache": {"m
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from synthfr.commands.train_generator import _duration
+    from synthfr.app.commands.train_generator import _duration
     from synthfr.config import COMMON_OPTIONS, add_common_arguments, add_config_arguments
     from synthfr.genmodel.dit.trainer import DiTTrainConfig
 

@@ -12,14 +12,14 @@ HELP = "offline demo: sample identities, generate a small dataset, write its qua
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from synthfr.config import add_config_arguments
-    from synthfr.demo import DemoConfig
+    from synthfr.app.demo import DemoConfig
 
     add_config_arguments(p, DemoConfig)
 
 
 def run(args: argparse.Namespace) -> int:
     from synthfr.config import config_from_args
-    from synthfr.demo import DemoConfig, run_demo
+    from synthfr.app.demo import DemoConfig, run_demo
 
     run_demo(config_from_args(DemoConfig, args))
     return 0

@@ -1,0 +1,199 @@
+"""The five stages of the pipeline; each runs one public job of the library and returns its summary (plain
+JSON values). ``RUNNERS[stage](cfg, stage_folder, log)``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from synthfr.app.pipeline.config import PipelineConfig, stage_dir
+
+__all__ = ["RUNNERS", "generator_embedder", "train_config", "expand", "abspath"]
+
+
+def expand(p: str | None) -> str | None:
+    return None if p is None else str(Path(p).expanduser()) if p != "builtin" else p
+
+
+def abspath(p: str | None) -> str | None:
+    if p is None or p == "builtin":
+        return p
+    return str(Path(p).expanduser().resolve())
+
+
+def generator_embedder(spec: str) -> str | None:
+    from synthfr.registry import parse_spec
+    from synthfr.generators import REGISTRY
+
+    name, _ = parse_spec(spec)
+    try:
+        return getattr(REGISTRY.get(name), "embedder", None)
+    except Exception:  # noqa: BLE001 - unknown generator: generation reports it with the list of names
+        return None
+
+
+def train_config(cfg: PipelineConfig) -> dict[str, Any]:
+    tc = dict(cfg.train.config or {})
+    tc.setdefault("seed", cfg.seed)
+    return tc
+
+
+# stages: each returns its summary (plain JSON values)
+def _run_sample(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    import numpy as np
+
+    from synthfr.samplers import sample_identities
+
+    s = cfg.sample
+    seed = cfg.seed if s.seed is None else s.seed
+    gallery: Any = expand(s.gallery)
+    if gallery == "builtin":
+        from synthfr.galleries import GaussianGallery
+
+        gallery = d / "gallery.npy"
+        np.save(gallery, GaussianGallery.load().sample(s.gallery_size, seed=seed))
+        log(f"      builtin gallery: {s.gallery_size} points from the shipped dlib-torch statistics")
+    _, stats = sample_identities(s.method, s.n, dim=s.dim, gallery=gallery, seed=seed, out=d / "ids.npy",
+                                 **dict(s.options or {}))
+    summ = {k: stats[k] for k in ("method", "n", "dim", "max_cos", "mean_nn_cos", "gallery_mean_nn_cos", "seconds")
+            if k in stats}
+    summ["ids"] = str(d / "ids.npy")
+    return summ
+
+
+def _run_generate(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    from synthfr.generation import GenerateConfig, generate_dataset
+
+    g = cfg.generate
+    gc = GenerateConfig(identities=str(stage_dir(cfg, "sample") / "ids.npy"), generator=g.generator,
+                        weights=expand(g.weights), images_per_id=g.images_per_id, variation=g.variation, seed=cfg.seed,
+                        out=str(d / "dataset"), filter_min_sim=g.filter_min_sim, embedder=g.embedder,
+                        device=cfg.device, resume=True)  # resolve_device: cuda:LOCAL_RANK per rank
+    for k, v in (g.options or {}).items():
+        setattr(gc, k, v)
+    res = generate_dataset(gc, log=log)
+    summ = {k: v for k, v in res.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    summ["dataset"] = str(d / "dataset")
+    return summ
+
+
+def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    import numpy as np
+
+    from synthfr.evaluation.embed import embed_path
+    from synthfr.registry import parse_spec
+    from synthfr.quality.evaluate import evaluate_quality, load_embeddings
+    from synthfr.report.quality import summary_items, write_quality_report
+    from synthfr.utils.io import write_json
+
+    q = cfg.quality
+    ids_path = stage_dir(cfg, "sample") / "ids.npy"
+    spec = q.embedder
+    own = spec == "auto"
+    if own:
+        spec = cfg.generate.embedder or generator_embedder(cfg.generate.generator)
+        if spec == "onnx" and cfg.generate.weights:  # Arc2Face: arcface.onnx in the weights folder
+            onnx = Path(cfg.generate.weights).expanduser() / "arcface.onnx"
+            if onnx.is_file():
+                spec = f"onnx:path={onnx}"
+        if spec == "arcface-r100-glint360k" and cfg.generate.weights:  # Vec2Face: its ArcFace in the same folder
+            spec = f"arcface-r100-glint360k:weights={Path(cfg.generate.weights).expanduser()}"
+    name, opts = parse_spec(spec)
+    if name not in (None, "any", "test-pattern"):
+        from synthfr.face.embedders import REGISTRY as EMBEDDERS
+
+        if name not in EMBEDDERS or (name == "onnx" and "path" not in opts):
+            raise ValueError(f"quality: no usable embedder for generator {cfg.generate.generator!r} (its space is "
+                             f"{spec!r}); set generate.embedder or quality.embedder to NAME[:key=value] such as "
+                             "onnx:path=ARCFACE.onnx (`synthfr list embedders`)")
+    if name in (None, "any", "test-pattern"):  # test generators: read the pattern back
+        from synthfr.generators.testing import PatternDecoder
+
+        embedder: Any = PatternDecoder(dim=int(np.load(ids_path, mmap_mode="r").shape[1]))
+    elif opts:  # NAME:key=value,... (e.g. onnx:path=arcface.onnx)
+        from synthfr.face.embedders import create_embedder
+
+        try:
+            embedder = create_embedder(name, device=cfg.device, **opts)
+        except TypeError:
+            embedder = create_embedder(name, **opts)
+    else:
+        embedder = name
+    emb_path = d / "embeddings.npy"
+    res = embed_path(stage_dir(cfg, "generate") / "dataset" / "images", embedder, emb_path, device=cfg.device)
+    if "labels" not in res:
+        raise ValueError(f"{stage_dir(cfg, 'generate') / 'dataset' / 'images'} is not an identity tree; "
+                         "quality needs generate.options.format=folder")
+    emb, lab = load_embeddings(emb_path, res["labels"])
+    ref = rlab = None
+    if q.reference:
+        ref, rlab = load_embeddings(expand(q.reference), expand(q.reference_labels))
+    if q.space == "auto":
+        from synthfr.spaces import EmbeddingSpace
+
+        space: Any = EmbeddingSpace.load(ids_path) if own else "fit"
+    else:
+        space = q.space
+    result = evaluate_quality(emb, lab, reference=ref, reference_labels=rlab, space=space,
+                              options=dict(q.options or {}))
+    result["source"] = f"{stage_dir(cfg, 'generate') / 'dataset'} embedded with {spec}"
+    write_json(d / "quality.json", result)
+    from synthfr.data.card import quality_path, write_dataset_card
+
+    dataset = stage_dir(cfg, "generate") / "dataset"  # the dataset card shows these figures too
+    write_json(quality_path(dataset, spec or "test-pattern"), result)
+    write_dataset_card(dataset)
+    report = write_quality_report(result, d / "report.html", title="synthfr pipeline: dataset quality",
+                                  subtitle=f"{cfg.sample.n} {cfg.sample.method} identities × "
+                                           f"{cfg.generate.images_per_id} images, generator {cfg.generate.generator}")
+    summ = {k: v for k, v in summary_items(result).items()}
+    summ["report"] = str(report)
+    return summ
+
+
+def _run_train(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    from synthfr.config import from_dict
+    from synthfr.training.config import TrainConfig
+    from synthfr.training.loop import train
+
+    tc = train_config(cfg)
+    tc.setdefault("device", cfg.device)
+    if tc.get("domain_mixup"):
+        tc["domain_mixup"] = expand(tc["domain_mixup"])
+    data = str(stage_dir(cfg, "generate") / "dataset")
+    extra = [abspath(p) for p in cfg.train.extra_data]
+    tc.update(data=[data, *extra] if extra else data, out=str(d / "run"), resume=True)
+    run_dir = Path(train(from_dict(TrainConfig, tc)))
+    summ: dict[str, Any] = {"run": str(run_dir), "backbone": tc.get("backbone", TrainConfig.backbone)}
+    log_csv = run_dir / "log.csv"
+    if log_csv.is_file():  # the last logged step: step, epoch, loss
+        from synthfr.utils.run_dir import read_csv_rows
+
+        rows = read_csv_rows(log_csv)
+        if rows:
+            for k in ("step", "epoch", "loss"):
+                if rows[-1].get(k) is not None:
+                    summ[f"final {k}"] = rows[-1][k]
+    return summ
+
+
+def _run_evaluate(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    from synthfr.evaluation.evaluate import run_eval
+
+    e = cfg.evaluate
+    kw: dict[str, Any] = ({"embedder": e.embedder} if e.embedder is not None
+                          else {"checkpoint": stage_dir(cfg, "train") / "run"})
+    res = run_eval(**kw, benchmarks=[expand(b) for b in e.benchmarks], flip=e.flip, json_path=d / "eval.json",
+                   roc_dir=d, device=cfg.device, batch_size=e.batch_size)
+    summ: dict[str, Any] = {}
+    for name, b in res.get("benchmarks", {}).items():
+        summ[f"{name} accuracy"] = b.get("accuracy")
+        summ[f"{name} eer"] = b.get("eer")
+        tpr = b.get("tpr_at_fpr") or {}
+        if "1e-3" in tpr:
+            summ[f"{name} tpr@fpr=1e-3"] = tpr["1e-3"]
+    summ["json"] = str(d / "eval.json")
+    return summ
+
+
+RUNNERS = {"sample": _run_sample, "generate": _run_generate, "quality": _run_quality, "train": _run_train,
+            "evaluate": _run_evaluate}
