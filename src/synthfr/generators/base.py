@@ -30,6 +30,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from synthfr.utils.images import to_uint8_images  # re-exported: part of the backends' API
 from synthfr.utils.seeds import per_sample_rand, per_sample_randn  # re-exported: part of the backends' API
 
 __all__ = [
@@ -120,17 +121,6 @@ def as_seed_array(seeds: Any, n: int) -> np.ndarray:
     if arr.shape[0] != n:
         raise ValueError(f"need one seed per image: {n} conditions but {arr.shape[0]} seeds")
     return arr
-
-
-def to_uint8_images(x: Any) -> np.ndarray:
-    """Float images in [0, 1], N×3×H×W (torch or numpy) -> uint8 N×H×W×3 numpy (rounded, clipped)."""
-    if hasattr(x, "detach"):
-        import torch
-
-        x = (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
-        return np.ascontiguousarray(x.cpu().numpy())
-    x = np.clip(np.asarray(x, dtype=np.float32), 0, 1)
-    return np.ascontiguousarray((x * 255.0).round().astype(np.uint8).transpose(0, 2, 3, 1))
 
 
 class Generator:

@@ -66,7 +66,7 @@ def fit_pose_calibration(generator: Any, conditions: np.ndarray, seeds: Sequence
     import torch
 
     from synthfr.face.attributes import measure_attributes
-    from synthfr.generators.base import to_uint8_images
+    from synthfr.utils.images import to_uint8_images
     from synthfr.genmodel.conditioning import ATTR_INPUTS
 
     grid = dict(DEFAULT_GRID if grid is None else grid)
