@@ -17,7 +17,6 @@ global batch (DDP averages the gradients), rank 0 writes. ``amp: true`` runs the
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import signal
@@ -240,11 +239,10 @@ def train_dit(cfg: DiTTrainConfig, resume: bool = False, progress: bool = True,
 
     logf = None
     if rank == 0:
-        new = not (run / "log.csv").is_file()
-        logf = open(run / "log.csv", "a", newline="")
-        w = csv.writer(logf)
-        if new:
-            w.writerow(["step", "loss", "lr", "train_seconds"])
+        from synthfr.utils.run_dir import CsvLog, truncate_csv
+
+        truncate_csv(run / "log.csv", step)  # a resumed run re-logs the steps after its checkpoint: once each
+        logf = CsvLog(run / "log.csv", ["step", "loss", "lr", "train_seconds"], append=True)
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
@@ -301,8 +299,8 @@ def train_dit(cfg: DiTTrainConfig, resume: bool = False, progress: bool = True,
                 bar.update(1)
                 bar.set_postfix(loss=f"{lv:.4f}", refresh=False)
             if rank == 0 and step % cfg.log_every == 0:
-                csv.writer(logf).writerow([step, float(np.mean(losses[-cfg.log_every:])), lr, round(train_seconds, 2)])
-                logf.flush()
+                logf.write({"step": step, "loss": float(np.mean(losses[-cfg.log_every:])), "lr": lr,
+                            "train_seconds": round(train_seconds, 2)})
             if rank == 0 and cfg.sample_every and step % cfg.sample_every == 0:
                 _sample_grid(ema, sched, protos, run / "samples" / f"step-{step}.png", cfg)
             if time.perf_counter() - last_ckpt >= cfg.ckpt_minutes * 60:
