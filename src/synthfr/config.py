@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 __all__ = ["to_dict", "from_dict", "load_yaml", "dump_yaml", "field_docs", "merge", "check_keys",
            "parse_assignment", "parse_assignments", "set_dotted", "add_config_arguments", "config_from_args",
-           "config_dict_from_args", "add_common_arguments", "COMMON_OPTIONS"]
+           "config_dict_from_args", "add_common_arguments", "COMMON_OPTIONS", "given_keys", "HIDDEN"]
 
 
 def parse_assignment(text: str, what: str = "KEY=VALUE") -> tuple[str, Any]:
@@ -66,10 +66,16 @@ def check_keys(cls: type, data: Mapping[str, Any], where: str = "", owned: tuple
         raise KeyError(f"{', '.join(prefix + c for c in clash)} is set by {owner} itself; remove it")
 
 
+#: ``field(metadata=HIDDEN)``: a field that the caller sets (e.g. the pipeline sets a stage's output folder); it
+#: is left out of dumps and of the command line.
+HIDDEN = {"hidden": True}
+
+
 def to_dict(cfg: Any) -> Any:
-    """Recursively convert dataclasses (and Paths, tuples) into YAML/JSON-friendly values."""
+    """Recursively convert dataclasses (and Paths, tuples) into YAML/JSON-friendly values (hidden fields left
+    out)."""
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg) if not f.metadata.get("hidden")}
     if isinstance(cfg, Mapping):
         return {str(k): to_dict(v) for k, v in cfg.items()}
     if isinstance(cfg, (list, tuple)):
@@ -117,7 +123,27 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, _where: str = "")
     from synthfr.utils.validate import check_types
 
     # types are checked here, where every config is read, so a YAML `images_per_id: "3"` fails at load time
-    return check_types(cls(**kwargs), _where)
+    obj = check_types(cls(**kwargs), _where)
+    try:  # the mapping as given (see given_keys): a digest of "what the user asked for" must not change
+        object.__setattr__(obj, "_given", dict(data))  # when a default or a number's type does
+    except (AttributeError, TypeError):  # slotted dataclasses
+        pass
+    return obj
+
+
+def given_keys(cfg: Any) -> dict[str, Any]:
+    """The mapping :func:`from_dict` built ``cfg`` from, as given (YAML values, no defaults filled in); for a
+    config built in Python, its fields that differ from their defaults."""
+    got = getattr(cfg, "_given", None)
+    if got is not None:
+        return dict(got)
+    out = {}
+    for f in dataclasses.fields(cfg):
+        default = _default(f)
+        value = getattr(cfg, f.name)
+        if default is dataclasses.MISSING or to_dict(value) != to_dict(default):
+            out[f.name] = to_dict(value)
+    return out
 
 
 def merge(cfg: T, overrides: Mapping[str, Any]) -> T:
@@ -154,7 +180,16 @@ def dump_yaml(obj: Any, path: str | Path | None = None) -> str:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The docstring written under each field of a dataclass (attribute docstrings, as litgpt does)."""
+    """The docstring written under each field of a dataclass (attribute docstrings, as litgpt does); a subclass
+    inherits its bases' and may write its own."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):
@@ -253,7 +288,7 @@ def add_config_arguments(parser: Any, cls: type, *, positional: tuple[str, ...] 
         parser.config_classes = [*getattr(parser, "config_classes", []), cls]
     for f in dataclasses.fields(cls):
         dest = _dest + f.name
-        if f.name in skip or dest in skip:
+        if f.name in skip or dest in skip or f.metadata.get("hidden"):
             continue
         default, tp = _default(f), hints.get(f.name, Any)
         if dataclasses.is_dataclass(tp):

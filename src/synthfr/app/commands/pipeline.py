@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from synthfr.app.pipeline import PipelineConfig
 
     add_common_arguments(p, "config")
-    add_config_arguments(p, PipelineConfig, flags={"out": {"metavar": "DIR"}})
+    add_config_arguments(p, PipelineConfig, flags={"out": {"metavar": "DIR"}},
+                         skip=("train.config.data", "train.config.out", "train.config.resume"))
     add_common_arguments(p, "--set", "--json")
     add_config_arguments(p, RunOptions, flags={"force": {"action": "append", "metavar": "STAGE"}})
 

@@ -21,6 +21,7 @@ workers, progress bars) are not part of a stage's config: changing them never in
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,7 +32,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from synthfr.app.pipeline.config import STAGES, PipelineConfig, stage_dir
-from synthfr.app.pipeline.stages import RUNNERS, abspath, train_config
+from synthfr.app.pipeline.stages import RUNNERS, abspath, generate_config, train_config
+from synthfr.evaluation.config import EvalConfig
+from synthfr.generation.config import GenerateConfig
+from synthfr.samplers.config import SampleConfig
 
 __all__ = ["run_pipeline"]
 
@@ -58,12 +62,15 @@ def _resolved(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
               "seed": cfg.seed if s.seed is None else s.seed, "options": s.options}
     if s.gallery == "builtin":
         sample["gallery_size"] = s.gallery_size
+    sample.update(_changed(s, SampleConfig, (*sample, "gallery_size", "threads", "progress")))
     from synthfr.generation import RUN_ONLY_FIELDS
 
     g = cfg.generate
     gen = {"generator": g.generator, "weights": abspath(g.weights), "images_per_id": g.images_per_id,
            "variation": g.variation, "filter_min_sim": g.filter_min_sim, "embedder": g.embedder, "seed": cfg.seed,
-           "options": {k: v for k, v in g.options.items() if k not in RUN_ONLY_FIELDS}}
+           "options": {k: v for k, v in {**_changed(g, GenerateConfig, ()), **g.options}.items()
+                       if k not in RUN_ONLY_FIELDS and k not in ("generator", "weights", "images_per_id", "variation",
+                                                                "filter_min_sim", "embedder", "identities", "seed")}}
     q = cfg.quality
     quality = {"embedder": q.embedder, "space": q.space, "reference": abspath(q.reference),
                "reference_labels": abspath(q.reference_labels), "options": q.options}
@@ -72,13 +79,29 @@ def _resolved(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
         train["extra_data"] = [abspath(p) for p in cfg.train.extra_data]
     e = cfg.evaluate
     evaluate = {"benchmarks": [abspath(b) for b in e.benchmarks], "flip": e.flip, "embedder": e.embedder,
-                "model": "train" if e.embedder is None else None}
+                "model": "train" if e.embedder is None else None,
+                **_changed(e, EvalConfig, ("benchmarks", "flip", "embedder", "batch_size", "progress"))}
     res = {"sample": sample}
     res["generate"] = {**gen, "upstream": {"sample": _digest(res["sample"])}}
     res["quality"] = {**quality, "upstream": {"generate": _digest(res["generate"])}}
     res["train"] = {**train, "upstream": {"generate": _digest(res["generate"])}}
     res["evaluate"] = {**evaluate, "upstream": ({"train": _digest(res["train"])} if e.embedder is None else {})}
     return {k: _canon(v) for k, v in res.items()}
+
+
+def _changed(stage: Any, job: type, left_out: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of job config ``job`` that ``stage`` sets to other than their defaults (so a config that does
+    not use them resolves, and digests, as before they existed), the pipeline's own and ``left_out`` aside."""
+    defaults = job.__dataclass_fields__
+    out = {}
+    for f in dataclasses.fields(job):
+        if f.name in left_out or f.metadata.get("hidden") or stage.__dataclass_fields__[f.name].metadata.get("hidden"):
+            continue
+        d = defaults[f.name]
+        default = d.default_factory() if d.default_factory is not dataclasses.MISSING else d.default
+        if getattr(stage, f.name) != default:
+            out[f.name] = getattr(stage, f.name)
+    return out
 
 
 def _enabled(cfg: PipelineConfig, stage: str) -> bool:
@@ -89,7 +112,7 @@ def _enabled(cfg: PipelineConfig, stage: str) -> bool:
 def _check(cfg: PipelineConfig) -> None:
     """Errors that would otherwise surface only after the earlier stages have run: every stage's settings are
     validated completely (types, ranges, specs) before the first stage writes anything."""
-    from synthfr.generation import GenerateConfig, validate_generate_config
+    from synthfr.generation import validate_generate_config
     from synthfr.utils.validate import check_device, check_out_dir, check_range, check_types
 
     check_types(cfg)
@@ -97,19 +120,7 @@ def _check(cfg: PipelineConfig) -> None:
     check_device(cfg.device, "device")
     check_range("sample.n", cfg.sample.n, 1, integer=True)
     check_range("sample.dim", cfg.sample.dim, 1, integer=True)
-    g = cfg.generate
-    gc = {"identities": "ids.npy", "generator": g.generator, "weights": g.weights, "images_per_id": g.images_per_id,
-          "variation": g.variation, "seed": cfg.seed, "out": str(Path(cfg.out) / "generate" / "dataset"),
-          "filter_min_sim": g.filter_min_sim, "embedder": g.embedder, "device": cfg.device, **dict(g.options or {})}
-    from synthfr.config import from_dict
-
-    validate_generate_config(from_dict(GenerateConfig, gc))
-    if cfg.train.enabled:
-        from synthfr.training.config import TrainConfig
-
-        tc = {**train_config(cfg), "data": "dataset", "out": "run"}
-        tc.pop("extra_data", None)  # pipeline-level: joined to data when the stage runs
-        from_dict(TrainConfig, tc)
+    validate_generate_config(generate_config(cfg))
     if cfg.sample.gallery is None and cfg.sample.dim is None:
         raise ValueError("sample: give dim (e.g. 128 for the built-in generator, 512 for ArcFace-space generators)"
                          " or gallery (an embeddings .npy, or 'builtin')")

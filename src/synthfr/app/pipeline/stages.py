@@ -2,12 +2,13 @@
 JSON values). ``RUNNERS[stage](cfg, stage_folder, log)``."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
 from synthfr.app.pipeline.config import PipelineConfig, stage_dir
 
-__all__ = ["RUNNERS", "generator_embedder", "train_config", "expand", "abspath"]
+__all__ = ["RUNNERS", "generator_embedder", "train_config", "generate_config", "expand", "abspath"]
 
 
 def expand(p: str | None) -> str | None:
@@ -32,28 +33,39 @@ def generator_embedder(spec: str) -> str | None:
 
 
 def train_config(cfg: PipelineConfig) -> dict[str, Any]:
-    tc = dict(cfg.train.config or {})
+    """The training settings as the config gave them (the stage's digest), with the top-level seed filled in."""
+    from synthfr.config import given_keys
+
+    tc = given_keys(cfg.train.config)
     tc.setdefault("seed", cfg.seed)
     return tc
 
 
-# stages: each returns its summary (plain JSON values)
+def generate_config(cfg: PipelineConfig) -> Any:
+    """The :class:`~synthfr.generation.GenerateConfig` the generate stage runs (types checked)."""
+    gc = cfg.generate.job_config(identities=str(stage_dir(cfg, "sample") / "ids.npy"),
+                                 out=str(stage_dir(cfg, "generate") / "dataset"), seed=cfg.seed,
+                                 device=cfg.device)  # resolve_device: cuda:LOCAL_RANK per rank
+    return dataclasses.replace(gc, weights=expand(gc.weights))
+
+
+# stages: each runs one public job of the library and returns its summary (plain JSON values)
 def _run_sample(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
     import numpy as np
 
-    from synthfr.samplers import sample_identities
+    from synthfr.samplers import SampleConfig, sample
 
     s = cfg.sample
     seed = cfg.seed if s.seed is None else s.seed
-    gallery: Any = expand(s.gallery)
+    gallery = expand(s.gallery)
     if gallery == "builtin":
         from synthfr.galleries import GaussianGallery
 
-        gallery = d / "gallery.npy"
+        gallery = str(d / "gallery.npy")
         np.save(gallery, GaussianGallery.load().sample(s.gallery_size, seed=seed))
         log(f"      builtin gallery: {s.gallery_size} points from the shipped dlib-torch statistics")
-    _, stats = sample_identities(s.method, s.n, dim=s.dim, gallery=gallery, seed=seed, out=d / "ids.npy",
-                                 **dict(s.options or {}))
+    job = SampleConfig(**{f.name: getattr(s, f.name) for f in dataclasses.fields(SampleConfig)})
+    _, stats = sample(dataclasses.replace(job, seed=seed, gallery=gallery, out=str(d / "ids.npy")))
     summ = {k: stats[k] for k in ("method", "n", "dim", "max_cos", "mean_nn_cos", "gallery_mean_nn_cos", "seconds")
             if k in stats}
     summ["ids"] = str(d / "ids.npy")
@@ -61,16 +73,9 @@ def _run_sample(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dic
 
 
 def _run_generate(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from synthfr.generation import GenerateConfig, generate_dataset
+    from synthfr.generation import generate_dataset
 
-    g = cfg.generate
-    gc = GenerateConfig(identities=str(stage_dir(cfg, "sample") / "ids.npy"), generator=g.generator,
-                        weights=expand(g.weights), images_per_id=g.images_per_id, variation=g.variation, seed=cfg.seed,
-                        out=str(d / "dataset"), filter_min_sim=g.filter_min_sim, embedder=g.embedder,
-                        device=cfg.device, resume=True)  # resolve_device: cuda:LOCAL_RANK per rank
-    for k, v in (g.options or {}).items():
-        setattr(gc, k, v)
-    res = generate_dataset(gc, log=log)
+    res = generate_dataset(generate_config(cfg), log=log)
     summ = {k: v for k, v in res.items() if isinstance(v, (int, float, str, bool)) or v is None}
     summ["dataset"] = str(d / "dataset")
     return summ
@@ -151,19 +156,16 @@ def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> di
 
 
 def _run_train(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from synthfr.config import from_dict
-    from synthfr.training.config import TrainConfig
     from synthfr.training.loop import train
 
-    tc = train_config(cfg)
-    tc.setdefault("device", cfg.device)
-    if tc.get("domain_mixup"):
-        tc["domain_mixup"] = expand(tc["domain_mixup"])
+    tc, given = cfg.train.config, train_config(cfg)
     data = str(stage_dir(cfg, "generate") / "dataset")
     extra = [abspath(p) for p in cfg.train.extra_data]
-    tc.update(data=[data, *extra] if extra else data, out=str(d / "run"), resume=True)
-    run_dir = Path(train(from_dict(TrainConfig, tc)))
-    summ: dict[str, Any] = {"run": str(run_dir), "backbone": tc.get("backbone", TrainConfig.backbone)}
+    job = dataclasses.replace(tc, seed=given["seed"], device=given.get("device", cfg.device),
+                              domain_mixup=expand(tc.domain_mixup), data=[data, *extra] if extra else data,
+                              out=str(d / "run"), resume=True)
+    run_dir = Path(train(job))
+    summ: dict[str, Any] = {"run": str(run_dir), "backbone": tc.backbone}
     log_csv = run_dir / "log.csv"
     if log_csv.is_file():  # the last logged step: step, epoch, loss
         from synthfr.utils.run_dir import read_csv_rows
@@ -177,13 +179,14 @@ def _run_train(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict
 
 
 def _run_evaluate(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from synthfr.evaluation.evaluate import run_eval
+    from synthfr.evaluation import EvalConfig, evaluate
 
     e = cfg.evaluate
-    kw: dict[str, Any] = ({"embedder": e.embedder} if e.embedder is not None
-                          else {"checkpoint": stage_dir(cfg, "train") / "run"})
-    res = run_eval(**kw, benchmarks=[expand(b) for b in e.benchmarks], flip=e.flip, json_path=d / "eval.json",
-                   roc_dir=d, device=cfg.device, batch_size=e.batch_size)
+    job = EvalConfig(benchmarks=[expand(b) for b in e.benchmarks], embedder=e.embedder,
+                     checkpoint=None if e.embedder is not None else str(stage_dir(cfg, "train") / "run"),
+                     flip=e.flip, batch_size=e.batch_size, device=cfg.device, align=e.align, pairs=e.pairs,
+                     roc=str(d), json=str(d / "eval.json"), progress=e.progress)
+    res = evaluate(job)
     summ: dict[str, Any] = {}
     for name, b in res.get("benchmarks", {}).items():
         summ[f"{name} accuracy"] = b.get("accuracy")
