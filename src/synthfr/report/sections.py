@@ -3,10 +3,8 @@ folder, training curves of a run folder, the evaluation table and ROC curves, th
 files sit in a pipeline folder is the app's business (:mod:`synthfr.app.report`)."""
 from __future__ import annotations
 
-import csv
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -118,14 +116,6 @@ def sample_grid_section(dataset: str | Path, max_identities: int = 12, max_image
 
 
 # -- training ------------------------------------------------------------------------------------------------
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def read_log_csv(path: str | Path) -> list[dict[str, float | None]]:
     """Rows of a training ``log.csv`` (step, epoch, lr, loss, samples_per_s, ...) as floats (None when empty)."""
     from synthfr.utils.run_dir import read_csv_rows
@@ -185,12 +175,11 @@ def training_sections(run_dir: str | Path) -> list[str]:
     if val_path.is_file():
         from synthfr.utils.run_dir import read_csv_rows
 
-        vrows = read_csv_rows(val_path, numeric=False)
         curves: dict[str, tuple[list[float], list[float]]] = {}
-        for r in vrows:
-            s, a = _num(r.get("step")), _num(r.get("accuracy"))
+        for r, text in zip(read_csv_rows(val_path), read_csv_rows(val_path, numeric=False)):
+            s, a = r.get("step"), r.get("accuracy")
             if s is not None and a is not None:
-                xs, ys = curves.setdefault(r.get("benchmark") or "val", ([], []))
+                xs, ys = curves.setdefault(text.get("benchmark") or "val", ([], []))
                 xs.append(s)
                 ys.append(a)
         if curves:
@@ -208,15 +197,11 @@ def training_sections(run_dir: str | Path) -> list[str]:
 # -- evaluation ----------------------------------------------------------------------------------------------
 def read_roc_csv(path: str | Path) -> tuple[list[float], list[float]]:
     """(fpr, tpr) of a ``<benchmark>.roc.csv`` (finite rows only)."""
-    fpr: list[float] = []
-    tpr: list[float] = []
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            a, b = _num(r.get("fpr")), _num(r.get("tpr"))
-            if a is not None and b is not None:
-                fpr.append(a)
-                tpr.append(b)
-    return fpr, tpr
+    from synthfr.utils.run_dir import read_csv_rows
+
+    pts = [(r["fpr"], r["tpr"]) for r in read_csv_rows(path)
+           if r.get("fpr") is not None and r.get("tpr") is not None]
+    return [a for a, _ in pts], [b for _, b in pts]
 
 
 def evaluation_sections(eval_json: str | Path) -> list[str]:
