@@ -32,7 +32,7 @@ def tiny_gen_dir(tmp_path_factory):
 def parts(tiny_gen_dir):
     from synthfr.face.pose import PoseConfig, PoseNet
     from synthfr.generators import create_generator
-    from synthfr.genmodel.testing import TinyEmbedder
+    from synthfr.face.embedders.testing import TinyEmbedder
 
     gen = create_generator("synthfr-small", weights=tiny_gen_dir)
     torch.manual_seed(1)

@@ -10,9 +10,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from synthfr.data.benchmarks import (
-    UnsafePickleError, load_benchmark, load_bin, load_bin_raw, load_pairs_folder, parse_pairs, write_bin,
-)
+from synthfr.data.benchmarks import UnsafePickleError, load_bin, load_bin_raw, parse_pairs, write_bin
+from synthfr.evaluation.benchmarks import load_benchmark, load_pairs_folder
 
 
 def _jpeg(seed, size=112, fmt="JPEG"):
@@ -263,7 +262,7 @@ def test_pairs_errors(tmp_path):
 
 
 def test_folder_alignment_hook(tmp_path, monkeypatch):
-    import synthfr.data.benchmarks as B
+    import synthfr.face.load as B
 
     root = _make_lfw_folder(tmp_path / "raw", size=150)
     with pytest.raises(ValueError, match="not an aligned 112"):
@@ -274,7 +273,7 @@ def test_folder_alignment_hook(tmp_path, monkeypatch):
         calls.append(img.shape)
         return (img[19:131, 19:131].copy(), None) if len(calls) % 2 else (None, "no face detected")
 
-    monkeypatch.setattr(B, "align_face", fake_align)
+    monkeypatch.setattr(B, "detect_align", fake_align)
     b = load_pairs_folder(root)
     imgs = b.images()
     assert imgs.shape == (8, 112, 112, 3) and len(calls) == 8

@@ -363,7 +363,7 @@ def test_cli_embed_folder_and_bin(tmp_path, pixel_embedder, monkeypatch):
     from PIL import Image
 
     from synthfr.app.cli import main
-    import synthfr.data.benchmarks as B
+    import synthfr.face.load as B
 
     root = tmp_path / "faces"
     rng = np.random.default_rng(0)
@@ -378,7 +378,7 @@ def test_cli_embed_folder_and_bin(tmp_path, pixel_embedder, monkeypatch):
     def fake_align(img):
         return (img[:112, :112].copy(), None) if img[0, 0, 0] % 2 == 0 else (None, "no face detected")
 
-    monkeypatch.setattr(B, "align_face", fake_align)
+    monkeypatch.setattr(B, "detect_align", fake_align)
     expect_ok = np.asarray(Image.open(root / "alice" / "raw.jpg"))[0, 0, 0] % 2 == 0
     out = tmp_path / "o" / "emb.npy"
     rc = main(["embed", str(root), "--embedder", pixel_embedder, "--out", str(out), "--json",

@@ -84,7 +84,7 @@ def test_layout_manifest_and_batch_independence(tmp_path):
     assert np.array_equal(np.load(tmp_path / "a" / "identities.npy"), np.load(ids))
     # the image shows its identity: decoding it gives the identity vector back
     from PIL import Image
-    from synthfr.generators.testing import PatternDecoder
+    from synthfr.face.embedders.testing import PatternDecoder
 
     img = np.asarray(Image.open(tmp_path / "a" / "images" / "000005" / "2.jpg"))
     assert img.shape == (112, 112, 3)
@@ -164,7 +164,8 @@ def test_torchrun_two_ranks_equal_single_run(tmp_path):
 
 
 def test_identity_filter_drops_and_regenerates_planted_bad_images(tmp_path):
-    from synthfr.generators.testing import PatternDecoder, is_planted_bad
+    from synthfr.face.embedders.testing import PatternDecoder
+    from synthfr.generators.testing import is_planted_bad
 
     ids = _ids(tmp_path / "ids.npy", n=10)
     cfg = _cfg(ids, tmp_path / "f", generator="test_flaky:bad_fraction=0.3", images_per_id=6,
@@ -262,7 +263,7 @@ def test_variation_in_standardised_space_and_space_carried(tmp_path):
     from synthfr.spaces import EmbeddingSpace
     from synthfr.utils.seeds import derive_seed
     from synthfr.variations import create_variation
-    from synthfr.generators.testing import PatternDecoder
+    from synthfr.face.embedders.testing import PatternDecoder
     from PIL import Image
 
     d = 64

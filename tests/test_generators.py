@@ -6,7 +6,8 @@ import pytest
 
 from synthfr.generators import REGISTRY, create_generator
 from synthfr.generators.base import Generator, hash_folder, per_sample_randn, require_weights
-from synthfr.generators.testing import PatternDecoder, is_planted_bad
+from synthfr.face.embedders.testing import PatternDecoder
+from synthfr.generators.testing import is_planted_bad
 
 # generators that need weights (tested in their own files with tiny builds)
 NEEDS_WEIGHTS = {"arc2face", "vec2face"}

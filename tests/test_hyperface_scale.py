@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from synthfr.samplers import create_sampler, sample_stats
-from synthfr.samplers._geometry import pair_stats, sampled_pair_stats
+from synthfr.samplers.geometry import pair_stats, sampled_pair_stats
 from synthfr.samplers.hyperface import _lsh, _pairs
 from synthfr.samplers.hyperface._lsh import bucket_pairs, list_threshold, lsh_codes, lsh_table, split_keys
 

@@ -9,7 +9,7 @@ import torch
 
 from synthfr.samplers import REGISTRY, create_sampler, sample_identities
 from synthfr.samplers._codes import code_bound, gold_code
-from synthfr.samplers._geometry import (cross_nn, greedy_keep, pair_stats, rejection_sample, sampled_pair_stats,
+from synthfr.samplers.geometry import (cross_nn, greedy_keep, pair_stats, rejection_sample, sampled_pair_stats,
                                         welch_bound)
 
 FAST = {"hyperface": {"time_budget": 1.0, "progress": False},

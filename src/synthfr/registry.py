@@ -20,7 +20,7 @@ import inspect
 import pkgutil
 from typing import Any, Callable, Iterable
 
-__all__ = ["Registry", "all_registries", "get_registry", "KINDS"]
+__all__ = ["Registry", "all_registries", "get_registry", "create_from_spec", "parse_spec", "KINDS", "PROVIDERS"]
 
 #: kind -> module that owns the registry of that kind (the registry object is that module's ``REGISTRY``).
 KINDS: dict[str, str] = {
@@ -31,6 +31,13 @@ KINDS: dict[str, str] = {
     "backbone": "synthfr.models.backbones",
     "head": "synthfr.models.heads",
     "metric": "synthfr.quality",
+}
+
+#: kind -> modules further down the journey that add components of that kind. A trained FR backbone is an
+#: embedder (``checkpoint``), but its code lives with the models, which sit above ``face``; naming it here keeps
+#: ``face`` from importing ``models`` while ``create_embedder("checkpoint", ...)`` still finds it.
+PROVIDERS: dict[str, tuple[str, ...]] = {
+    "embedder": ("synthfr.models.embedders",),
 }
 
 
@@ -80,6 +87,8 @@ class Registry:
             if info.name.rsplit(".", 1)[-1].startswith("_"):
                 continue
             importlib.import_module(info.name)
+        for module in PROVIDERS.get(self.kind, ()):
+            importlib.import_module(module)
 
     def get(self, name: str) -> Any:
         """Return the registered object (class or factory) for ``name``."""
@@ -151,3 +160,39 @@ def parse_spec(spec: str | None) -> tuple[str | None, dict[str, Any]]:
     name, _, rest = spec.partition(":")
     what = f"option in {spec!r} (syntax: NAME[:key=value,...])"
     return name.strip(), dict(parse_assignment(p, what) for p in filter(None, (p.strip() for p in rest.split(","))))
+
+
+def _accepted(factory: Any, offered: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``offered`` that ``factory`` names as parameters (a ``**kwargs`` catch-all does not count:
+    it usually forwards to a constructor that may not take them)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: v for k, v in offered.items() if k in params and params[k].kind is not params[k].VAR_KEYWORD}
+
+
+def create_from_spec(kind: str, spec: Any, *, offer: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """The one resolver from a spec string to a component: ``create_from_spec("embedder", "onnx:path=m.onnx")``.
+
+    Args:
+        kind: component kind ("embedder", "generator", ...; see :data:`KINDS`).
+        spec: ``NAME[:key=value,...]`` (``parse_spec``), or a component that is already built (returned as is,
+            so every function taking a spec also takes an object).
+        offer: context the caller can give (``device``, ``dim``): passed only to components whose factory
+            names that parameter, so a caller need not know which components take a device.
+        kwargs: options every component of the call must take; they override the spec's options.
+
+    Raises :class:`synthfr.errors.UsageError` (one line, the registered names) for an unknown name.
+    """
+    if spec is not None and not isinstance(spec, str):
+        return spec
+    name, opts = parse_spec(spec)
+    reg = get_registry(kind)
+    if not name or name not in reg:
+        from synthfr.errors import UsageError
+
+        raise UsageError(f"unknown {reg.kind} {spec!r}: give NAME[:key=value,...] with a NAME from "
+                         f"{', '.join(reg.list())} (`synthfr list {reg.kind}s`)")
+    factory = reg.get(name)
+    return factory(**{**_accepted(factory, offer or {}), **opts, **kwargs})

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from synthfr.evaluation.config import EvalConfig
-from synthfr.evaluation.verification import DEFAULT_FPRS, evaluate_embeddings, save_roc
+from synthfr.face.embed import embed_benchmark, embed_images, resolve_embedder  # noqa: F401 - their old home
+from synthfr.verification import DEFAULT_FPRS, evaluate_embeddings, save_roc
 
 __all__ = ["resolve_embedder", "embed_images", "embed_benchmark", "evaluate_embedder", "run_eval", "evaluate",
            "JSON_KEYS"]
@@ -23,107 +23,17 @@ JSON_KEYS = ("accuracy", "std", "threshold", "eer", "tpr_at_fpr", "pairs", "posi
              "folds", "fold_accuracies")
 
 
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def resolve_embedder(embedder: Any = None, checkpoint: str | os.PathLike | None = None,
-                     device: str | None = "auto", **kwargs: Any) -> Any:
-    """An embedder object from a registered name, an existing object, or a synthfr run dir (``checkpoint``)."""
-    from synthfr.face.embedders import REGISTRY
-
-    if (embedder is None) == (checkpoint is None):
-        raise ValueError("give exactly one of an embedder (--embedder NAME) or a checkpoint (--checkpoint DIR)")
-    if checkpoint is not None:
-        ckpt = Path(checkpoint)
-        if not ckpt.exists():
-            raise FileNotFoundError(f"checkpoint {ckpt} not found: pass a run directory written by synthfr training")
-        if "checkpoint" not in REGISTRY:
-            raise NotImplementedError(
-                "the 'checkpoint' embedder (face-recognition models trained by synthfr) is not available in this "
-                "installation yet; evaluate a registered embedder with --embedder NAME "
-                f"(registered: {', '.join(REGISTRY.list()) or 'none'})")
-        name, kwargs = "checkpoint", {**kwargs, "path": str(ckpt)}
-    elif isinstance(embedder, str):
-        from synthfr.face.embedders import parse_embedder_spec
-
-        # NAME[:key=value,...], e.g. onnx:path=arcface.onnx (every place that takes an embedder name)
-        name, opts = parse_embedder_spec(embedder)
-        kwargs = {**opts, **kwargs}
-        if name not in REGISTRY:
-            from synthfr.errors import UsageError
-
-            raise UsageError(f"unknown embedder {name!r}; choose one of {', '.join(REGISTRY.list())} "
-                             "(`synthfr list embedders`), e.g. onnx:path=MODEL.onnx")
-        if name == "onnx" and "path" not in kwargs:
-            from synthfr.errors import UsageError
-
-            raise UsageError("the onnx embedder needs its model file: pass --embedder onnx:path=MODEL.onnx")
-    else:
-        if not hasattr(embedder, "embed"):
-            raise ValueError(f"{embedder!r} is not an embedder (it has no embed method)")
-        return embedder
-    factory = REGISTRY.get(name)
-    if device is not None and _accepts(factory, "device"):
-        kwargs.setdefault("device", device)
-    return factory(**kwargs)
-
-
-def _embed_call(embedder: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
-    if _accepts(embedder.embed, "batch_size"):
-        out = embedder.embed(images, batch_size=batch_size)
-    else:
-        out = embedder.embed(images)
-    out = np.asarray(out, dtype=np.float32)
-    if out.ndim != 2 or out.shape[0] != len(images):
-        raise ValueError(f"embedder {getattr(embedder, 'name', embedder)!r} returned shape {out.shape} for "
-                         f"{len(images)} images; embedders return N×D")
-    return out
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(n, 1e-12)).astype(np.float32)
-
-
-def embed_images(embedder: Any, images: np.ndarray, flip: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Embed aligned ``uint8 N×112×112×3`` faces; with ``flip``, add the mirror image's embedding and
-    re-normalise (flip test-time augmentation)."""
-    e = _embed_call(embedder, images, batch_size)
-    if flip:
-        e = e + _embed_call(embedder, np.ascontiguousarray(images[:, :, ::-1]), batch_size)
-    return _normalise(e)
-
-
-def embed_benchmark(embedder: Any, benchmark: Any, flip: bool = False, batch_size: int = 64,
-                    progress: bool = True) -> np.ndarray:
-    """Embeddings of every distinct image of a :class:`~synthfr.data.benchmarks.Benchmark` (``num_images×D``)."""
-    from tqdm.auto import tqdm
-
-    chunks: list[np.ndarray] = []
-    decode_batch = max(batch_size, 64)
-    with tqdm(total=benchmark.num_images, desc=f"embed {benchmark.name}", unit="img", disable=not progress,
-              leave=False) as bar:
-        for _, imgs in benchmark.iter_batches(decode_batch):
-            chunks.append(embed_images(embedder, imgs, flip=flip, batch_size=batch_size))
-            bar.update(len(imgs))
-    return np.concatenate(chunks) if chunks else np.zeros((0, getattr(embedder, "dim", 0)), np.float32)
-
-
 def evaluate_embedder(embedder: Any, benchmark: Any, flip: bool = False, batch_size: int = 64,
                       fprs: Sequence[float] = DEFAULT_FPRS, with_roc: bool = False, progress: bool = True
                       ) -> dict[str, Any]:
     """Verification metrics of ``embedder`` on ``benchmark`` (a :class:`Benchmark` or a path to one).
 
     Each distinct image is embedded once; pairs are scored by cosine similarity with the benchmark's folds
-    (see :mod:`synthfr.evaluation.verification`). Adds ``images`` (distinct images embedded), ``seconds``
+    (see :mod:`synthfr.verification`). Adds ``images`` (distinct images embedded), ``seconds``
     and, for folders that needed alignment, ``align_failures``.
     """
-    from synthfr.data.benchmarks import Benchmark, load_benchmark
+    from synthfr.data.benchmarks import Benchmark
+    from synthfr.evaluation.benchmarks import load_benchmark
 
     if not isinstance(benchmark, Benchmark):
         benchmark = load_benchmark(benchmark)
@@ -151,7 +61,8 @@ def run_eval(embedder: Any = None, checkpoint: str | os.PathLike | None = None,
     ``<name>.roc.png`` there. ``align`` and ``pairs`` (a pairs file used instead of ``ROOT/pairs.txt``) apply
     to folder benchmarks.
     """
-    from synthfr.data.benchmarks import Benchmark, load_benchmark
+    from synthfr.data.benchmarks import Benchmark
+    from synthfr.evaluation.benchmarks import load_benchmark
 
     if not benchmarks:
         raise ValueError("no benchmark given: pass --benchmark PATH (an insightface .bin or an LFW-style folder)")

@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from synthfr.registry import parse_spec
-
 __all__ = ["LandmarkAlignmentCheck", "Verdict", "ImageChecks", "resolve_filter_embedder"]
 
 
@@ -37,24 +35,17 @@ class LandmarkAlignmentCheck:
 
 
 def resolve_filter_embedder(spec: str | None, gen: Any, dim: int, device: Any) -> Any:
-    """The filter's embedder from ``NAME[:key=value,...]`` (default: the generator's own embedder)."""
-    spec = spec or getattr(gen, "embedder_spec", None) or getattr(gen, "embedder", None)
-    if not spec or spec == "any":
+    """The filter's embedder from ``NAME[:key=value,...]`` (default: the one the generator declares)."""
+    from synthfr.face.embedders import refuse_judge
+    from synthfr.registry import create_from_spec
+
+    spec = spec or getattr(gen, "embedder_spec", None)
+    if not spec:
         raise ValueError("the identity filter needs an embedder in the identities' space: pass --embedder "
                          "NAME[:key=value,...] (`synthfr list embedders`)")
-    name, opts = parse_spec(spec)
-    if name == "test-pattern":
-        from synthfr.generators.testing import PatternDecoder
-
-        return PatternDecoder(dim=dim)
-    from synthfr.face.embedders import create_embedder, refuse_judge
-
     # a filter that keeps the images a judge accepts would bias every later figure that judge gives
-    refuse_judge(name, "the identity filter of synthfr generate")
-    try:
-        return create_embedder(name, device=device, **opts)
-    except TypeError:  # embedders without a device option
-        return create_embedder(name, **opts)
+    refuse_judge(spec, "the identity filter of synthfr generate")
+    return create_from_spec("embedder", spec, offer={"device": device, "dim": dim})
 
 
 @dataclass

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthfr.registry import Registry
+from synthfr.registry import Registry, create_from_spec
 
 REGISTRY = Registry("generator", package=__name__)
 
 
 def create_generator(name: str, **kwargs: Any) -> Any:
-    """Create the registered generator ``name``."""
-    return REGISTRY.create(name, **kwargs)
+    """Create the registered generator ``name``. ``name`` may be a spec ``NAME[:key=value,...]``."""
+    return create_from_spec("generator", name, **kwargs)
+
+
+def list_generators(pattern: str = "*") -> list[str]:
+    """Registered generator names matching a shell-style ``pattern``."""
+    return REGISTRY.list(pattern)

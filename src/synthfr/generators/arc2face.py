@@ -67,9 +67,15 @@ class Arc2Face(Generator):
     """Arc2Face: ArcFace vector -> CLIP text encoder -> SD-1.5 UNet (diffusers; extra [arc2face])."""
 
     dim = 512
-    embedder = "onnx"  # Arc2Face's arcface.onnx; embedder_spec names the file when it is in the weights folder
+    embedder = "onnx"  # Arc2Face's arcface.onnx; embedder_spec_for names the file when it is in the weights folder
     batch_invariant = False
     weights_help = _HELP
+
+    @classmethod
+    def embedder_spec_for(cls, weights: str | Path | None = None) -> str:
+        """``onnx:path=WEIGHTS/arcface.onnx`` when Arc2Face's ArcFace is in the weights folder, else ``onnx``."""
+        onnx = Path(weights).expanduser() / "arcface.onnx" if weights is not None else None
+        return f"onnx:path={onnx}" if onnx is not None and onnx.is_file() else cls.embedder
 
     def __init__(self, weights: str | Path | None = None, device: Any = "auto", steps: int = 25,
                  guidance: float = 3.0, scheduler: str = "dpm", align: str = "detect", dtype: str = "auto",
@@ -83,8 +89,6 @@ class Arc2Face(Generator):
         self.steps, self.guidance, self.scheduler_name = int(steps), float(guidance), scheduler
         self.align, self.prompt, self.id_token = align, prompt, id_token
         self.align_fallbacks = 0
-        onnx = root / "arcface.onnx"
-        self.embedder_spec = f"onnx:path={onnx}" if onnx.is_file() else None
         try:
             import diffusers
             import transformers

@@ -13,9 +13,11 @@ Rules every backend keeps (the pipeline's exactness depends on them):
   ``torch.Generator`` per image seeded with that image's seed (:func:`per_sample_randn`).
 * **Aligned output.** Images are RGB, uint8, 112×112, aligned to the ArcFace five-point template that
   :mod:`synthfr.face.align` uses, so they go straight into an embedder.
-* **Declared space.** ``embedder`` names the registered embedder whose space the condition vectors live in
+* **Declared needs.** ``embedder`` names the registered embedder whose space the condition vectors live in
   (e.g. ``"arcface-r100"`` for Arc2Face) and ``dim`` their dimension; the pipeline checks identity files
-  against it.
+  against it. :meth:`Generator.embedder_spec_for` gives the full spec of that embedder for a weights folder
+  (the identity filter and the quality step use it), and ``needs_weights`` says whether ``weights=DIR`` is
+  required, so no caller checks generator names.
 * **Local weights only.** A backend is built from a local folder (``weights=DIR``), never from a hub at run
   time. A missing folder or file raises :class:`FileNotFoundError` naming the file and where to get the
   weights (``weights_help``; see ``docs/generators.md``).
@@ -137,6 +139,7 @@ class Generator:
             the pipeline cuts generator batches from one identity at a time, identically in every run,
             and records ``batch_size`` in the dataset config.
         weights_help: one or two sentences saying where users get the weights (used in errors).
+        needs_weights: whether ``weights=DIR`` must be given (false for built-in and test generators).
 
     Args:
         weights: local folder (or file) holding the weights; ``None`` for generators without weights.
@@ -150,6 +153,14 @@ class Generator:
     differentiable: bool = False
     batch_invariant: bool = False
     weights_help: str = "See docs/generators.md for where to get the weights."
+    needs_weights: bool = True
+
+    @classmethod
+    def embedder_spec_for(cls, weights: str | Path | None = None) -> str | None:
+        """The spec (``NAME[:key=value,...]``) of the embedder that reads this generator's images back in its
+        condition space, given its weights folder; backends whose embedder ships with their weights name the
+        file here. ``None`` when the generator declares no embedder."""
+        return cls.embedder or None
 
     def __init__(self, weights: str | Path | None = None, device: Any = "cpu", **kwargs: Any):
         if kwargs:
@@ -162,6 +173,11 @@ class Generator:
         self._device_arg = device
         self._sha: str | None = None
         self.name = getattr(type(self), "registry_name", self.name)
+
+    @property
+    def embedder_spec(self) -> str | None:
+        """:meth:`embedder_spec_for` this generator's weights."""
+        return type(self).embedder_spec_for(self.weights)
 
     # -- device -----------------------------------------------------------------------------------
     @property

@@ -31,6 +31,7 @@ class SynthfrSmall(Generator):
     differentiable = True
     batch_invariant = True  # fixed internal chunks: pixels never depend on the batch (tested)
     weights_help = _HELP
+    needs_weights = False  # the weights ship inside the package
     #: folder name of the shipped weights inside synthfr/weights
     weights_name = "synthfr-small"
 

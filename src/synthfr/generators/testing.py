@@ -3,8 +3,8 @@
 ``test_pattern`` draws the condition vector as a 16×16 grid of coloured 7×7-pixel cells: cell ``(r, c)`` of
 channel ``ch`` shows coordinate ``(ch·256 + r·16 + c) mod D`` (scaled by √D, so unit vectors use the grey
 range), plus faint seed-dependent noise at 4-pixel blocks. The vector is visible in the picture and can be
-read back with :class:`PatternDecoder` (an embedder-like object used for the identity-filter tests; the
-pipeline also accepts the embedder name ``"test-pattern"`` for it). It is differentiable
+read back by the registered embedder ``test-pattern`` (:class:`synthfr.face.embedders.testing.PatternDecoder`),
+which these generators declare as their own embedder, like any generator. It is differentiable
 (:meth:`TestPattern.generate_tensor`), so AttrOP-style code can be tested without a real generator.
 
 ``test_flaky`` is ``test_pattern`` that, for a fixed fraction of seeds (decided by the seed alone), draws the
@@ -18,20 +18,16 @@ from typing import Any
 
 import numpy as np
 
+# the cell layout is the pattern's format, shared with its reader (the ``test-pattern`` embedder)
+from synthfr.face.embedders.testing import CELL, GAIN, GRID
+from synthfr.face.embedders.testing import coord_index as _coord_index
 from synthfr.generators import REGISTRY
 from synthfr.generators.base import Generator, as_condition_array, as_seed_array, to_uint8_images
 
-__all__ = ["TestPattern", "TestFlaky", "PatternDecoder", "is_planted_bad"]
+__all__ = ["TestPattern", "TestFlaky", "is_planted_bad"]
 
-GRID = 16          # cells per side
-CELL = 7           # pixels per cell (16 × 7 = 112)
 NOISE_BLOCK = 4    # noise resolution: 28 × 28 blocks of 4 × 4 pixels
-GAIN = 0.12        # grey-level change per unit of sqrt(D)·coordinate
 NOISE_AMP = 0.04   # peak-to-peak noise amplitude (fraction of the range)
-
-
-def _coord_index(dim: int) -> np.ndarray:
-    return np.arange(3 * GRID * GRID) % dim
 
 
 def _pattern_tensor(cond, noise):
@@ -53,7 +49,8 @@ class TestPattern(Generator):
     """Test generator: draws the condition vector as a grid of coloured cells (+ faint seeded noise)."""
 
     __test__ = False  # not a pytest class
-    embedder = "any"
+    embedder = "any"  # the vectors may come from any space (recorded in dataset configs)
+    needs_weights = False
     differentiable = True
     batch_invariant = True
     weights_help = "test generators need no weights."
@@ -63,6 +60,11 @@ class TestPattern(Generator):
         super().__init__(weights=None, device=device, **kwargs)
         self.dim = dim  # None: any dimension
         self.delay = float(delay)  # seconds of sleep per image (tests that need a slow run); no effect on pixels
+
+    @classmethod
+    def embedder_spec_for(cls, weights: Any = None) -> str:
+        """Images of a test generator are read back by the ``test-pattern`` embedder (any dimension)."""
+        return "test-pattern"
 
     @property
     def weights_sha256(self) -> str:
@@ -178,34 +180,3 @@ class TestFlaky(TestPattern):
 
     def options(self) -> dict[str, Any]:
         return {"bad_fraction": self.bad_fraction}
-
-
-class PatternDecoder:
-    """Embedder-like reader for ``test_*`` images: reads the cell grid back into a unit vector.
-
-    Follows the embedder contract (``embed(uint8 N×112×112×3) -> float32 N×D`` unit rows, ``dim``, ``name``),
-    so the pipeline's identity filter can be tested without a face model. Coordinates drawn several times
-    are averaged; with D ≤ 768 every coordinate is visible and the decoded vector matches the condition
-    vector to a cosine of about 0.99 (after JPEG).
-    """
-
-    name = "test-pattern"
-
-    def __init__(self, dim: int = 128, **kwargs: Any):
-        self.dim = int(dim)
-
-    def embed(self, images: np.ndarray, batch_size: int = 0) -> np.ndarray:
-        x = np.asarray(images, dtype=np.float32) / 255.0
-        if x.ndim == 3:
-            x = x[None]
-        n = x.shape[0]
-        # mean of the interior of each cell (skip a 1-pixel border against JPEG ringing)
-        cells = x.reshape(n, GRID, CELL, GRID, CELL, 3)[:, :, 1:-1, :, 1:-1, :].mean(axis=(2, 4))  # n,16,16,3
-        z = (cells.transpose(0, 3, 1, 2).reshape(n, -1) - 0.5) / GAIN  # channel-major like the encoder
-        idx = _coord_index(self.dim)
-        out = np.zeros((n, self.dim), np.float32)
-        counts = np.bincount(idx, minlength=self.dim).astype(np.float32)
-        np.add.at(out.T, idx, z.T)
-        out /= np.maximum(counts, 1)[None]
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out

@@ -284,6 +284,17 @@ class Vec2Face(Generator):
     batch_invariant = False
     weights_help = _HELP
 
+    @classmethod
+    def embedder_spec_for(cls, weights: str | Path | None = None) -> str:
+        """The ArcFace released beside the generator (``arcface-r100-glint360k.pth`` in the weights folder or its
+        ``weights/``), else the folder itself (the embedder says what it lacks), else the bare name."""
+        if weights is None:
+            return cls.embedder
+        root = Path(weights).expanduser()
+        arc = next((p for p in (root / "arcface-r100-glint360k.pth", root / "weights" / "arcface-r100-glint360k.pth")
+                    if p.is_file()), root)
+        return f"{cls.embedder}:weights={arc}"
+
     def __init__(self, weights: str | Path | None = None, device: Any = "auto", mask_ratio_min: float = 0.1,
                  mask_ratio_max: float = 1.0, mask_ratio_mu: float = 0.15, mask_ratio_std: float = 0.25,
                  input_norm: float | None = None, **kwargs: Any):
@@ -320,10 +331,6 @@ class Vec2Face(Generator):
             raise ValueError(f"need 0 < mask_ratio_min <= mask_ratio_max <= 1, got {self.mask[:2]}")
         self.input_norm = math.sqrt(self.dim) if input_norm is None else float(input_norm)
         self.checkpoint = ckpt
-        # the identity filter's default embedder: the ArcFace released in the same folder, when present
-        arc = next((p for p in (root / "arcface-r100-glint360k.pth", root / "weights" / "arcface-r100-glint360k.pth")
-                    if p.is_file()), None)
-        self.embedder_spec = f"arcface-r100-glint360k:weights={arc}" if arc is not None else None
 
     def options(self) -> dict[str, Any]:
         lo, hi, mu, sd = self.mask

@@ -24,7 +24,7 @@ class GenTrainConfig:
     data_cache: str | None = None
     """Where the packed images + condition embeddings are cached (default ``<out>/data``)."""
     embedder: str = "dlib-torch"
-    """Embedder giving condition vectors and the identity/perceptual losses (``tiny-test`` in tests)."""
+    """Embedder giving condition vectors and the identity/perceptual losses (``test-tiny`` in tests)."""
     seed: int = 0
     """Seed of everything random (data order, masks, noise, init)."""
     device: str = "auto"

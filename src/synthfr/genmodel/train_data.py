@@ -28,14 +28,11 @@ __all__ = ["TrainData", "prepare_data", "make_embedder", "embed_with_features", 
 
 
 def make_embedder(name: str, device: torch.device) -> nn.Module:
-    if name == "tiny-test":
-        from synthfr.genmodel.testing import TinyEmbedder
-
-        return TinyEmbedder().to(device)
-    from synthfr.face.embedders import create_embedder, refuse_judge
+    from synthfr.face.embedders import refuse_judge
+    from synthfr.registry import create_from_spec
 
     refuse_judge(name, "the generator trainer")  # the judge (sface) never conditions or trains a generator
-    emb = create_embedder(name, device=str(device))
+    emb = create_from_spec("embedder", name, offer={"device": str(device)})
     if not getattr(emb, "differentiable", False):
         raise ValueError(f"embedder {name!r} is not differentiable; the generator needs e.g. dlib-torch")
     for p in emb.parameters():
@@ -44,7 +41,7 @@ def make_embedder(name: str, device: torch.device) -> nn.Module:
 
 
 def embed_with_features(emb: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Unit embeddings and feature maps in one pass when the embedder allows it (dlib-torch, tiny-test)."""
+    """Unit embeddings and feature maps in one pass when the embedder allows it (dlib-torch, test-tiny)."""
     net = getattr(emb, "net", None)
     if net is not None and hasattr(net, "stages") and hasattr(net, "fc") and hasattr(emb, "chips"):
         feats = net.stages(emb.chips(x))

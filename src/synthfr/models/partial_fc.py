@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthfr.training import distributed as D
+from synthfr.utils import collectives as D
 from synthfr.utils.seeds import derive_seed
 
 __all__ = ["PartialFC", "shard_range"]

@@ -37,8 +37,8 @@ def load_faces(root: str | Path, max_images: int = 2000, seed: int = 0, what: st
     per-identity spreads stay measurable; a flat folder gives a random subset. Images that are not 112×112 are
     aligned (those without a detectable face are counted); an unreadable file is a one-line error.
     """
-    from synthfr.data.benchmarks import IMAGE_SIZE, align_face, read_rgb
-    from synthfr.evaluation.embed import list_images
+    from synthfr.face.load import IMAGE_SIZE, detect_align, read_rgb
+    from synthfr.face.embed import list_images
 
     root = Path(root)
     files = list_images(root)
@@ -68,7 +68,7 @@ def load_faces(root: str | Path, max_images: int = 2000, seed: int = 0, what: st
             raise InputError(f"{what} {root}: cannot read image {rels[i].as_posix()} "
                              f"({str(e).splitlines()[0]}); remove or replace it") from None
         if img.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
-            img, _ = align_face(img)
+            img, _ = detect_align(img)
             if img is None:
                 missed += 1
                 continue

@@ -7,7 +7,7 @@ Vec2Face/HyperFace papers mean).
 * ``consistency`` — intra-class consistency: fraction of images whose cosine to their own identity centre is
   < 0.3, and the distribution of that cosine.
 * ``verification`` — genuine and impostor similarity distributions and the equal error rate (computed by
-  :func:`synthfr.evaluation.verification.equal_error_rate`, the single EER implementation).
+  :func:`synthfr.verification.equal_error_rate`, the single EER implementation).
 
 Identity centre = the L2-normalised mean of the identity's embeddings (the image itself included).
 """
@@ -128,13 +128,13 @@ def _sample_pairs(inv: np.ndarray, max_pairs: int, rng: np.random.Generator) -> 
 def eer(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
     """Equal error rate and its threshold, ``(eer, threshold)``, from genuine and impostor scores.
 
-    A thin alias of :func:`synthfr.evaluation.verification.eer_from_scores`, i.e. the single EER implementation
-    :func:`~synthfr.evaluation.verification.equal_error_rate`: the exact point of the ROC where FAR = FRR
+    A thin alias of :func:`synthfr.verification.eer_from_scores`, i.e. the single EER implementation
+    :func:`~synthfr.verification.equal_error_rate`: the exact point of the ROC where FAR = FRR
     (pairs with ``score >= threshold`` are accepted), linearly interpolated between the two ROC points that
     bracket it; ``threshold`` is the first ROC point with FAR >= FRR, so
     ``FAR(threshold) >= eer >= FRR(threshold)``. NaN, NaN when either set is empty.
     """
-    from synthfr.evaluation.verification import eer_from_scores
+    from synthfr.verification import eer_from_scores
 
     return eer_from_scores(genuine, impostor)
 

@@ -71,7 +71,7 @@ def side_path(base: Path, *parts: str) -> Path:
 def folder_signature(folder: str | Path, net: Any) -> dict[str, Any]:
     """What an earlier embedding of ``folder`` must match to be reused: the folder, the network's name, and
     the number, total size and newest modification time of its image files."""
-    from synthfr.evaluation.embed import list_images
+    from synthfr.face.embed import list_images
 
     files = list_images(folder)
     stats = [f.stat() for f in files]
@@ -89,7 +89,7 @@ def embed_folder(folder: str | Path, net: Any, out: Path, *, device: Any = "auto
     Returns ``{"embeddings", "labels" (None for a flat folder), "classes", "paths", "failed", "root"}``; faces
     that could not be aligned (no face found) are skipped and listed in ``failed``.
     """
-    from synthfr.evaluation.embed import embed_path, sidecar_paths
+    from synthfr.face.embed import embed_path, sidecar_paths
     from synthfr.utils.io import read_json, write_json
 
     out = Path(out)

@@ -18,7 +18,7 @@ def sampler_sections(stats: dict[str, Any], identities_std: np.ndarray | None = 
     """Sections for one ``synthfr sample`` result: its statistics, the optimiser's max-cosine history and, given
     the standardised vectors (``IDS.std.npy``), the nearest-neighbour cosine distribution (and the nearest-gallery
     distribution with a standardised gallery)."""
-    from synthfr.samplers._geometry import cross_nn, pair_stats
+    from synthfr.samplers.geometry import cross_nn, pair_stats
 
     parts = [html.key_values({k: stats[k] for k in _KEYS if k in stats})]
     figs = []

@@ -12,17 +12,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthfr.registry import Registry
+from synthfr.registry import Registry, create_from_spec
 
 REGISTRY = Registry("sampler", package=__name__)
 
 
 def create_sampler(name: str, **kwargs: Any) -> Any:
-    """Create the registered sampler ``name`` (keyword arguments = fields of its config dataclass)."""
-    return REGISTRY.create(name, **kwargs)
+    """Create the registered sampler ``name`` or spec ``NAME[:key=value,...]`` (options = config fields)."""
+    return create_from_spec("sampler", name, **kwargs)
+
+
+def list_samplers(pattern: str = "*") -> list[str]:
+    """Registered sampler names matching a shell-style ``pattern``."""
+    return REGISTRY.list(pattern)
 
 
 from synthfr.samplers._api import sample, sample_identities, sample_stats  # noqa: E402
 from synthfr.samplers.config import SampleConfig  # noqa: E402
 
-__all__ = ["REGISTRY", "create_sampler", "sample_identities", "sample_stats", "sample", "SampleConfig"]
+__all__ = ["REGISTRY", "create_sampler", "list_samplers", "sample_identities", "sample_stats", "sample", "SampleConfig"]

@@ -46,7 +46,7 @@ def sample_stats(x: np.ndarray, gallery: np.ndarray | None = None, check: str = 
     ``check='sampled'`` names its sample in ``check_sample`` and keeps its own maximum as ``sampled_max_cos``; with
     ``neighbour_list_max`` (the maximum over a sampler's neighbour list, measured on the same vectors) ``max_cos``
     is the larger of the two, still a lower bound of the all-pairs maximum (said so in ``check``)."""
-    from synthfr.samplers._geometry import cross_nn, pair_stats, sampled_pair_stats, welch_bound
+    from synthfr.samplers.geometry import cross_nn, pair_stats, sampled_pair_stats, welch_bound
 
     t0 = time.perf_counter()
     out: dict[str, Any] = {"welch_bound": welch_bound(len(x), x.shape[1])}

@@ -32,7 +32,7 @@ import torch
 
 from synthfr.samplers import REGISTRY
 from synthfr.samplers._base import Sampler
-from synthfr.samplers._geometry import as_tensor, normalize
+from synthfr.samplers.geometry import as_tensor, normalize
 from synthfr.samplers.hyperface import _nearest_gallery, init_points
 
 __all__ = ["HyperFacePaperConfig", "RowAdam", "HyperFaceAlg1", "HyperFaceAlg2"]

@@ -9,7 +9,7 @@ import torch
 
 from synthfr.samplers import REGISTRY
 from synthfr.samplers._base import Sampler
-from synthfr.samplers._geometry import rejection_sample
+from synthfr.samplers.geometry import rejection_sample
 from synthfr.utils.seeds import derive_seed
 
 

@@ -19,7 +19,7 @@ import torch
 
 from synthfr.samplers import REGISTRY
 from synthfr.samplers._base import Sampler
-from synthfr.samplers._geometry import normalize
+from synthfr.samplers.geometry import normalize
 from synthfr.utils.seeds import derive_seed
 
 

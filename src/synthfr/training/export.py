@@ -16,7 +16,7 @@ def load_backbone(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]
 
     from safetensors.torch import load_file
 
-    from synthfr.face.embedders.checkpoint import find_run_files
+    from synthfr.models.embedders import find_run_files
     from synthfr.models.backbones import create_backbone
 
     cfg_path, weights = find_run_files(run_dir)

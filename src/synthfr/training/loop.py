@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthfr.training import distributed as D
+from synthfr.utils import collectives as D
 from synthfr.training.config import TrainConfig
 from synthfr.training.schedule import RealBatchSampler, StepBatchSampler, is_mix_step, lr_at
 from synthfr.training.validation import validate

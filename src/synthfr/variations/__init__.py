@@ -12,15 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthfr.registry import Registry
+from synthfr.registry import Registry, create_from_spec
 
 REGISTRY = Registry("variation", package=__name__)
 
 from synthfr.variations._base import Variation, VariationResult  # noqa: E402
 
-__all__ = ["REGISTRY", "Variation", "VariationResult", "create_variation"]
+__all__ = ["REGISTRY", "Variation", "VariationResult", "create_variation", "list_variations"]
 
 
 def create_variation(name: str, **kwargs: Any) -> Any:
-    """Create the registered variation ``name``."""
-    return REGISTRY.create(name, **kwargs)
+    """Create the registered variation ``name``. ``name`` may be a spec ``NAME[:key=value,...]``."""
+    return create_from_spec("variation", name, **kwargs)
+
+
+def list_variations(pattern: str = "*") -> list[str]:
+    """Registered variation names matching a shell-style ``pattern``."""
+    return REGISTRY.list(pattern)

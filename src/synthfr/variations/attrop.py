@@ -196,12 +196,14 @@ class AttrOP(Variation):
         if self._components is None:
             from synthfr.face.embedders import create_embedder
             from synthfr.face.pose import load_pose_estimator
-            from synthfr.generators import create_generator
+            from synthfr.registry import create_from_spec
 
+            # the loop's own generator when it handed one in (share_generator); else the one named by spec, built
+            # through the registry: a variation never imports a generator backend
             gen = self._shared_generator
             if gen is None:
                 kw = {"weights": self.config.weights} if self.config.weights else {}
-                gen = create_generator(self.config.generator, device=self.config.device, **kw)
+                gen = create_from_spec("generator", self.config.generator, device=self.config.device, **kw)
             if not getattr(gen, "differentiable", False):
                 raise ValueError(f"AttrOP needs a differentiable generator; {self.config.generator!r} is not")
             pose = load_pose_estimator(self.config.pose_weights, device=self.config.device)

@@ -131,7 +131,9 @@ def _check(cfg: PipelineConfig) -> None:
             raise FileNotFoundError(f"{key}: {p} does not exist; fix the path in the config or with "
                                     f"--set {key}=PATH")
     gen_name = cfg.generate.generator.split(":", 1)[0]
-    if gen_name in ("arc2face", "vec2face") and not cfg.generate.weights:
+    from synthfr.generators import REGISTRY as GENERATORS
+
+    if gen_name in GENERATORS and GENERATORS.get(gen_name).needs_weights and not cfg.generate.weights:
         raise ValueError(f"generate.weights is required for the {gen_name} generator: download its weights "
                          f"(docs/generators.md) and pass --set generate.weights=DIR")
     if cfg.evaluate.enabled:

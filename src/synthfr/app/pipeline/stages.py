@@ -21,15 +21,14 @@ def abspath(p: str | None) -> str | None:
     return str(Path(p).expanduser().resolve())
 
 
-def generator_embedder(spec: str) -> str | None:
-    from synthfr.registry import parse_spec
+def generator_embedder(spec: str, weights: str | None = None) -> str | None:
+    """The embedder spec the generator declares for its weights (None for an unknown generator: generation
+    reports that with the list of names)."""
     from synthfr.generators import REGISTRY
+    from synthfr.registry import parse_spec
 
     name, _ = parse_spec(spec)
-    try:
-        return getattr(REGISTRY.get(name), "embedder", None)
-    except Exception:  # noqa: BLE001 - unknown generator: generation reports it with the list of names
-        return None
+    return REGISTRY.get(name).embedder_spec_for(weights) if name in REGISTRY else None
 
 
 def train_config(cfg: PipelineConfig) -> dict[str, Any]:
@@ -84,9 +83,9 @@ def _run_generate(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> d
 def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
     import numpy as np
 
-    from synthfr.evaluation.embed import embed_path
-    from synthfr.registry import parse_spec
+    from synthfr.face.embed import embed_path
     from synthfr.quality.evaluate import evaluate_quality, load_embeddings
+    from synthfr.registry import create_from_spec
     from synthfr.report.quality import summary_items, write_quality_report
     from synthfr.utils.io import write_json
 
@@ -94,35 +93,15 @@ def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> di
     ids_path = stage_dir(cfg, "sample") / "ids.npy"
     spec = q.embedder
     own = spec == "auto"
-    if own:
-        spec = cfg.generate.embedder or generator_embedder(cfg.generate.generator)
-        if spec == "onnx" and cfg.generate.weights:  # Arc2Face: arcface.onnx in the weights folder
-            onnx = Path(cfg.generate.weights).expanduser() / "arcface.onnx"
-            if onnx.is_file():
-                spec = f"onnx:path={onnx}"
-        if spec == "arcface-r100-glint360k" and cfg.generate.weights:  # Vec2Face: its ArcFace in the same folder
-            spec = f"arcface-r100-glint360k:weights={Path(cfg.generate.weights).expanduser()}"
-    name, opts = parse_spec(spec)
-    if name not in (None, "any", "test-pattern"):
-        from synthfr.face.embedders import REGISTRY as EMBEDDERS
-
-        if name not in EMBEDDERS or (name == "onnx" and "path" not in opts):
-            raise ValueError(f"quality: no usable embedder for generator {cfg.generate.generator!r} (its space is "
-                             f"{spec!r}); set generate.embedder or quality.embedder to NAME[:key=value] such as "
-                             "onnx:path=ARCFACE.onnx (`synthfr list embedders`)")
-    if name in (None, "any", "test-pattern"):  # test generators: read the pattern back
-        from synthfr.generators.testing import PatternDecoder
-
-        embedder: Any = PatternDecoder(dim=int(np.load(ids_path, mmap_mode="r").shape[1]))
-    elif opts:  # NAME:key=value,... (e.g. onnx:path=arcface.onnx)
-        from synthfr.face.embedders import create_embedder
-
-        try:
-            embedder = create_embedder(name, device=cfg.device, **opts)
-        except TypeError:
-            embedder = create_embedder(name, **opts)
-    else:
-        embedder = name
+    if own:  # the space the generator declares (with the embedder file from its weights folder, if it has one)
+        spec = cfg.generate.embedder or generator_embedder(cfg.generate.generator, expand(cfg.generate.weights))
+    try:
+        embedder = create_from_spec("embedder", spec, offer={
+            "device": cfg.device, "dim": int(np.load(ids_path, mmap_mode="r").shape[1])})
+    except (ValueError, FileNotFoundError) as e:  # say which stage and setting, then the embedder's own reason
+        raise ValueError(f"quality: no usable embedder for generator {cfg.generate.generator!r} (its space is "
+                         f"{spec!r}); set generate.embedder or quality.embedder to NAME[:key=value] such as "
+                         f"onnx:path=ARCFACE.onnx (`synthfr list embedders`): {e}") from e
     emb_path = d / "embeddings.npy"
     res = embed_path(stage_dir(cfg, "generate") / "dataset" / "images", embedder, emb_path, device=cfg.device)
     if "labels" not in res:
@@ -145,7 +124,7 @@ def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> di
     from synthfr.data.card import quality_path, write_dataset_card
 
     dataset = stage_dir(cfg, "generate") / "dataset"  # the dataset card shows these figures too
-    write_json(quality_path(dataset, spec or "test-pattern"), result)
+    write_json(quality_path(dataset, spec), result)
     write_dataset_card(dataset)
     report = write_quality_report(result, d / "report.html", title="synthfr pipeline: dataset quality",
                                   subtitle=f"{cfg.sample.n} {cfg.sample.method} identities × "

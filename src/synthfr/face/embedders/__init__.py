@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from synthfr.registry import Registry
+from synthfr.registry import Registry, create_from_spec
 
 REGISTRY = Registry("embedder", package=__name__)
 
@@ -65,8 +65,7 @@ def parse_embedder_spec(spec: str) -> tuple[str, dict[str, Any]]:
 def create_embedder(name: str, **kwargs: Any) -> Embedder:
     """Create a registered embedder, e.g. ``create_embedder("dlib-torch", device="cuda")`` or
     ``create_embedder("sface:path=sface.onnx")`` (spec options; explicit keyword arguments win)."""
-    name, opts = parse_embedder_spec(name)
-    return REGISTRY.create(name, **{**opts, **kwargs})
+    return create_from_spec("embedder", name, **kwargs)
 
 
 def refuse_judge(embedder: Any, where: str) -> None:

@@ -28,7 +28,10 @@ class OnnxEmbedder(Embedder):
     def __init__(self, path: str | None = None, bgr: bool = False, mean: float = 127.5, std: float = 127.5,
                  providers: list[str] | None = None, threads: int = 0):
         if path is None:
-            raise ValueError("the onnx embedder needs a model file: create_embedder('onnx', path='model.onnx')")
+            from synthfr.errors import UsageError
+
+            raise UsageError("the onnx embedder needs its model file: pass --embedder onnx:path=MODEL.onnx "
+                             "(Python: create_embedder('onnx', path='model.onnx'))")
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"ONNX model {p} not found (give the path of an ArcFace-style .onnx file)")

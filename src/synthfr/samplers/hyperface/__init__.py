@@ -40,7 +40,7 @@ import torch
 
 from synthfr.samplers import REGISTRY
 from synthfr.samplers._base import Sampler
-from synthfr.samplers._geometry import as_tensor
+from synthfr.samplers.geometry import as_tensor
 from synthfr.samplers.hyperface._common import init_points, low_dtype, max_cos
 from synthfr.samplers.hyperface._common import nearest_gallery as _nearest_gallery
 from synthfr.samplers.hyperface._pairs import collect_pairs as _collect_pairs

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from synthfr.samplers._geometry import nearest_rows, normalize
+from synthfr.samplers.geometry import nearest_rows, normalize
 from synthfr.utils.seeds import derive_seed
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from synthfr.samplers._geometry import normalize, tangent
+from synthfr.samplers.geometry import normalize, tangent
 from synthfr.samplers.hyperface._common import Bar, Budget, clip_rows, low_dtype, max_cos, nearest_gallery, pull
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from synthfr.samplers._geometry import sampled_pair_stats
+from synthfr.samplers.geometry import sampled_pair_stats
 from synthfr.samplers.hyperface._common import Bar, Budget, low_dtype, nearest_gallery
 from synthfr.samplers.hyperface._pairs import hinge_steps, pair_cos
 from synthfr.utils.seeds import derive_seed

@@ -1,7 +1,9 @@
-"""Distributed helpers for ``torchrun`` (NCCL on GPU, gloo on CPU). A single process never initialises
-``torch.distributed``: every helper falls back to the identity when it is not initialised."""
-from __future__ import annotations
+"""Process-group helpers for ``torchrun`` (NCCL on GPU, gloo on CPU): set-up, barriers, differentiable
+all-gather / all-reduce. A single process never initialises ``torch.distributed``: every helper falls back to the
+identity when it is not initialised. (Where a process sits in a launch, without torch: :mod:`.distributed`.)
 
+Below training and models on the journey: the FR loop, its checkpoints and partial FC (models) all use them."""
+from __future__ import annotations
 
 import torch
 
