@@ -56,8 +56,23 @@ FORBIDDEN: list[tuple[str, str, str]] = [
     ("quality", "diffusers", "quality never imports diffusers"),
 ]
 
-#: Optional extras (pyproject ``[project.optional-dependencies]``): imported inside the functions that use them.
-EXTRAS = {"onnxruntime", "faiss", "diffusers", "transformers", "tensorboard", "cv2", "playwright"}
+
+
+def _extras() -> set[str]:
+    """Import names of the optional extras (pyproject ``[project.optional-dependencies]``, minus what the core
+    dependencies install anyway): imported inside the functions that use them, never at module level."""
+    import tomllib
+
+    project = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]
+
+    def names(reqs: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].split("-")[0].lower() for r in reqs}
+
+    extra = set().union(*(names(v) for k, v in project.get("optional-dependencies", {}).items() if k != "dev"))
+    return extra - names(project.get("dependencies", []))
+
+
+EXTRAS = _extras()
 
 _LAZY_TARGET = re.compile(r"^synthfr(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")  # "module:attribute" of a lazy table
 

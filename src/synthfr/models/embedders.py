@@ -152,8 +152,6 @@ class ArcFaceR100(torch.nn.Module, Embedder):
     """ArcFace iResNet-100 (Glint360K) released with Vec2Face (``weights=VEC2FACE_DIR``); differentiable."""
 
     differentiable = True
-    #: AttrOP (and other users of a generator's own embedder) find these weights in the Vec2Face folder
-    weights_in_generator_folder = True
 
     def __init__(self, weights: str | Path | None = None, device: str | None = "auto", flip: bool = False):
         super().__init__()

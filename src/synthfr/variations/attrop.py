@@ -94,8 +94,8 @@ class AttrOPConfig:
     embedder: str | None = None
     """Differentiable embedder of the identity term (None: the generator's own embedder)."""
     embedder_weights: str | None = None
-    """Weights of that embedder (None: ``weights`` when the embedder takes a weights folder, as Vec2Face's
-    ArcFace does; else its default)."""
+    """Weights of that embedder (None: what the generator declares for its weights, e.g. the ArcFace released in
+    the Vec2Face folder; else the embedder's default)."""
     images: str | None = None
     """Image indices of every identity the target groups fill, in order: 'A-B' ranges joined by '+', e.g.
     '20-49' (None: from index 0)."""
@@ -194,7 +194,6 @@ class AttrOP(Variation):
     # -- components ----------------------------------------------------------------------------------------
     def components(self) -> tuple[Any, Any, Any]:
         if self._components is None:
-            from synthfr.face.embedders import create_embedder
             from synthfr.face.pose import load_pose_estimator
             from synthfr.registry import create_from_spec
 
@@ -207,30 +206,26 @@ class AttrOP(Variation):
             if not getattr(gen, "differentiable", False):
                 raise ValueError(f"AttrOP needs a differentiable generator; {self.config.generator!r} is not")
             pose = load_pose_estimator(self.config.pose_weights, device=self.config.device)
-            emb = self._embedder(gen, create_embedder)
+            emb = self._embedder(gen)
             self._components = (gen, pose, emb)
         return self._components
 
-    def _embedder(self, gen: Any, create_embedder: Any) -> Any:
-        """The identity term's differentiable embedder (the generator's own unless ``embedder`` is set)."""
-        import inspect
-
+    def _embedder(self, gen: Any, create_embedder: Any = None) -> Any:
+        """The identity term's differentiable embedder: ``embedder`` if set, else the one the generator declares
+        for its weights (Vec2Face: the ArcFace released in its weights folder)."""
         from synthfr.face.embedders import REGISTRY as EMBEDDERS, refuse_judge
+        from synthfr.registry import create_from_spec, parse_spec
 
         cfg = self.config
-        name = cfg.embedder or getattr(gen, "embedder", None)
+        spec = cfg.embedder or getattr(gen, "embedder_spec", None) or getattr(gen, "embedder", None)
+        name = parse_spec(spec)[0]
         if name:
             refuse_judge(name, "AttrOP")  # the judge (sface) never steers a condition vector
         if not name or name not in EMBEDDERS:
             raise ValueError(f"AttrOP: generator {cfg.generator!r} declares embedder {name!r}, which is not registered "
                              f"(`synthfr list embedders`: {', '.join(EMBEDDERS.list())}); pass embedder=NAME")
-        kw: dict[str, Any] = {"device": cfg.device}
-        cls = EMBEDDERS.get(name)
-        # an embedder released inside the generator's weights folder (Vec2Face's ArcFace) is read from there
-        w = cfg.embedder_weights or (cfg.weights if getattr(cls, "weights_in_generator_folder", False) else None)
-        if w and "weights" in inspect.signature(cls).parameters:
-            kw["weights"] = w
-        emb = create_embedder(name, **kw)
+        kw = {"weights": cfg.embedder_weights} if cfg.embedder_weights else {}
+        emb = create_from_spec("embedder", spec, offer={"device": cfg.device}, **kw)
         if not getattr(emb, "differentiable", False):
             raise ValueError(f"AttrOP needs a differentiable embedder; {name!r} is not (pass embedder=NAME)")
         return emb
