@@ -34,13 +34,14 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("variation", {"variations"}),
     ("generator network", {"genmodel"}),
     ("generators", {"generators"}),
-    ("generation", {"generate", "generation"}),        # the sharded, resumable loop and its dataset folder
+    ("generation", {"generation"}),                    # the sharded, resumable loop and its dataset folder
     ("models", {"models"}),                            # backbones, margin heads, partial FC
     ("measuring", {"evaluation", "quality"}),          # siblings: neither imports the other
     ("training", {"training"}),
     ("report", {"report"}),
-    # the package root ("", synthfr/__init__.py: the public API one level deep) and the app over it
-    ("public API and app", {"", "api", "app", "pipeline", "demo", "commands", "cli"}),
+    # the package root ("", synthfr/__init__.py: the public API one level deep) and the app over it; `generate`
+    # is the old name of `generation`, kept for scripts (the library imports `generation`)
+    ("public API and app", {"", "api", "generate", "app", "pipeline", "demo", "commands", "cli"}),
 ]
 #: Layers whose packages may import one another: the small foundation, and the public face over the library.
 OPEN_LAYERS = {"foundation", "public API and app"}

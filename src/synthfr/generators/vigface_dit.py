@@ -137,6 +137,7 @@ class TestVigFaceDiT(VigFaceDiT):
 
     dim = 32
     embedder = "test"
+    needs_weights = False
 
     def __init__(self, weights: str | Path | None = None, device: Any = "cpu", steps: int = 4, guidance: Any = 2.0,
                  guidance_rescale: float = 0.0, chunk: int = 4, seed: int = 0, landmarks: Any = None,
