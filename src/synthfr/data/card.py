@@ -9,7 +9,8 @@ time and never disagrees with the data:
 * ``quality.<embedder>.json`` (written by ``synthfr quality`` when its input is this dataset, one file per
   embedder, e.g. dlib-torch and sface): every figure of the quality JSON, unrounded, so the card's figures are
   exactly those of ``synthfr quality``;
-* what the images inherit: the data the generator was trained on and its licences (:data:`GENERATOR_SOURCES`).
+* what the images inherit: the data the generator was trained on and its licences (each generator declares
+  them: ``Generator.sources``).
 
 The card holds no time stamps: the same dataset gives the same bytes (generation, resume and merge agree).
 """
@@ -20,56 +21,19 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_dataset_card", "render_dataset_card", "quality_path", "dataset_root", "GENERATOR_SOURCES",
-           "flatten_figures"]
+__all__ = ["write_dataset_card", "render_dataset_card", "quality_path", "dataset_root", "flatten_figures"]
 
-#: What a generator's images inherit: the data its weights were trained on and those data's licences.
-GENERATOR_SOURCES: dict[str, dict[str, Any]] = {
-    "synthfr-small": {
-        "datasets": ["CelebA", "UTKFace"],
-        "trained_on": "CelebA (about 300 identities, 6,047 aligned faces) and UTKFace (9,692 aligned faces), "
-                      "trained by synthfr (see synthfr/weights/synthfr-small/MODEL_CARD.md)",
-        "licences": "CelebA: non-commercial research purposes only; UTKFace: non-commercial research purposes "
-                    "only",
-        "commercial": False,
-    },
-    "synthfr-v2": {
-        "datasets": ["CelebA", "UTKFace"],
-        "trained_on": "CelebA (about 300 identities, 6,047 aligned faces) and UTKFace (9,692 aligned faces), "
-                      "trained by synthfr from synthfr-small (see synthfr/weights/synthfr-v2/MODEL_CARD.md)",
-        "licences": "CelebA: non-commercial research purposes only; UTKFace: non-commercial research purposes "
-                    "only",
-        "commercial": False,
-    },
-    "arc2face": {
-        "datasets": ["WebFace42M", "FFHQ", "CelebA-HQ"],
-        "trained_on": "Arc2Face: WebFace42M (restored/upsampled), fine-tuned on FFHQ and CelebA-HQ; base model "
-                      "Stable Diffusion 1.5; conditioned on an ArcFace (insightface) network",
-        "licences": "WebFace42M: non-commercial research only; FFHQ: CC BY-NC-SA 4.0; CelebA-HQ: non-commercial "
-                    "research only; Stable Diffusion 1.5 weights: CreativeML OpenRAIL-M; insightface ArcFace "
-                    "models: non-commercial research only",
-        "commercial": False,
-    },
-    "vec2face": {
-        "datasets": ["WebFace4M"],
-        "trained_on": "Vec2Face: WebFace4M, conditioned on an ArcFace (insightface) network",
-        "licences": "WebFace4M: non-commercial research only; insightface ArcFace models: non-commercial research "
-                    "only",
-        "commercial": False,
-    },
-}
-_TEST_SOURCE = {"datasets": [], "trained_on": "nothing: a test generator that draws the condition vector as "
-                "coloured patterns (not faces)", "licences": "none inherited", "commercial": True}
+_UNKNOWN = {"datasets": [], "licences": "unknown: check the generator's model card before any use", "commercial": False}
 
 
 def _sources(gen_name: str) -> dict[str, Any]:
-    if gen_name in ("builtin",):
-        gen_name = "synthfr-v2"
-    if gen_name.startswith("test"):
-        return _TEST_SOURCE
-    return GENERATOR_SOURCES.get(gen_name, {
-        "datasets": [], "trained_on": f"unknown to synthfr: see the model card of the {gen_name!r} weights",
-        "licences": "unknown: check the generator's model card before any use", "commercial": False})
+    """What the generator declares its images inherit (``Generator.sources``), found through the registry: the
+    card lives with the data formats, below the generators, so it never imports them."""
+    from synthfr.registry import get_registry
+
+    generators = get_registry("generator")
+    src = getattr(generators.get(gen_name), "sources", None) if gen_name in generators else None
+    return src or {**_UNKNOWN, "trained_on": f"unknown to synthfr: see the model card of the {gen_name!r} weights"}
 
 
 def dataset_root(path: str | Path) -> Path | None:

@@ -70,6 +70,16 @@ class Arc2Face(Generator):
     embedder = "onnx"  # Arc2Face's arcface.onnx; embedder_spec_for names the file when it is in the weights folder
     batch_invariant = False
     weights_help = _HELP
+    #: what its images inherit (the dataset card shows it)
+    sources = {
+        "datasets": ["WebFace42M", "FFHQ", "CelebA-HQ"],
+        "trained_on": "Arc2Face: WebFace42M (restored/upsampled), fine-tuned on FFHQ and CelebA-HQ; base model "
+                      "Stable Diffusion 1.5; conditioned on an ArcFace (insightface) network",
+        "licences": "WebFace42M: non-commercial research only; FFHQ: CC BY-NC-SA 4.0; CelebA-HQ: non-commercial "
+                    "research only; Stable Diffusion 1.5 weights: CreativeML OpenRAIL-M; insightface ArcFace "
+                    "models: non-commercial research only",
+        "commercial": False,
+    }
 
     @classmethod
     def embedder_spec_for(cls, weights: str | Path | None = None) -> str:

@@ -140,6 +140,8 @@ class Generator:
             and records ``batch_size`` in the dataset config.
         weights_help: one or two sentences saying where users get the weights (used in errors).
         needs_weights: whether ``weights=DIR`` must be given (false for built-in and test generators).
+        sources: what its images inherit, shown by the dataset card: ``datasets``, ``trained_on``, ``licences``,
+            ``commercial`` (None: unknown to synthfr).
 
     Args:
         weights: local folder (or file) holding the weights; ``None`` for generators without weights.
@@ -154,6 +156,7 @@ class Generator:
     batch_invariant: bool = False
     weights_help: str = "See docs/generators.md for where to get the weights."
     needs_weights: bool = True
+    sources: dict[str, Any] | None = None
 
     @classmethod
     def embedder_spec_for(cls, weights: str | Path | None = None) -> str | None:

@@ -31,6 +31,14 @@ class SynthfrSmall(Generator):
     differentiable = True
     batch_invariant = True  # fixed internal chunks: pixels never depend on the batch (tested)
     weights_help = _HELP
+    #: what its images inherit (the dataset card shows it)
+    sources = {
+        "datasets": ["CelebA", "UTKFace"],
+        "trained_on": "CelebA (about 300 identities, 6,047 aligned faces) and UTKFace (9,692 aligned faces), "
+                      "trained by synthfr (see synthfr/weights/synthfr-small/MODEL_CARD.md)",
+        "licences": "CelebA: non-commercial research purposes only; UTKFace: non-commercial research purposes only",
+        "commercial": False,
+    }
     needs_weights = False  # the weights ship inside the package
     #: folder name of the shipped weights inside synthfr/weights
     weights_name = "synthfr-small"

@@ -54,6 +54,13 @@ class TestPattern(Generator):
     differentiable = True
     batch_invariant = True
     weights_help = "test generators need no weights."
+    #: what its images inherit (the dataset card shows it)
+    sources = {
+        "datasets": [],
+        "trained_on": "nothing: a test generator that draws the condition vector as coloured patterns (not faces)",
+        "licences": "none inherited",
+        "commercial": True,
+    }
 
     def __init__(self, dim: int | None = None, delay: float = 0.0, weights: Any = None, device: Any = "cpu",
                  **kwargs: Any):

@@ -283,6 +283,14 @@ class Vec2Face(Generator):
     differentiable = True
     batch_invariant = False
     weights_help = _HELP
+    #: what its images inherit (the dataset card shows it)
+    sources = {
+        "datasets": ["WebFace4M"],
+        "trained_on": "Vec2Face: WebFace4M, conditioned on an ArcFace (insightface) network",
+        "licences": "WebFace4M: non-commercial research only; insightface ArcFace models: non-commercial research "
+                    "only",
+        "commercial": False,
+    }
 
     @classmethod
     def embedder_spec_for(cls, weights: str | Path | None = None) -> str:

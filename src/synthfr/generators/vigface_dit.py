@@ -138,6 +138,13 @@ class TestVigFaceDiT(VigFaceDiT):
     dim = 32
     embedder = "test"
     needs_weights = False
+    #: what its images inherit (the dataset card shows it)
+    sources = {
+        "datasets": [],
+        "trained_on": "nothing: a randomly initialised test network (not faces)",
+        "licences": "none inherited",
+        "commercial": True,
+    }
 
     def __init__(self, weights: str | Path | None = None, device: Any = "cpu", steps: int = 4, guidance: Any = 2.0,
                  guidance_rescale: float = 0.0, chunk: int = 4, seed: int = 0, landmarks: Any = None,
