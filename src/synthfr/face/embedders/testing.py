@@ -9,9 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from synthfr.face.embedders import REGISTRY, Embedder
 
@@ -62,41 +59,16 @@ class PatternDecoder(Embedder):
 
 
 @REGISTRY.register("test-tiny", aliases=("tiny-test",))
-class TinyEmbedder(nn.Module, Embedder):
-    """A frozen random conv net with the ``dlib-torch`` interface: ``forward`` (unit N×dim) and ``features``."""
+def test_tiny(dim: int = 128, seed: int = 0, device: Any = "cpu") -> Any:
+    """Test embedder: a frozen random conv net with the ``dlib-torch`` interface (``forward``, ``features``)."""
+    from synthfr.face.embedders._tiny import TinyEmbedder
 
-    name = "test-tiny"
-    differentiable = True
+    return TinyEmbedder(dim=dim, seed=seed, device=device)
 
-    def __init__(self, dim: int = 128, seed: int = 0, device: Any = "cpu"):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.dim = dim
-        self.c1 = nn.Conv2d(3, 8, 5, 4, 2)
-        self.c2 = nn.Conv2d(8, 16, 3, 2, 1)
-        self.fc = nn.Linear(16, dim)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-        self.to(device)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        a = F.relu(self.c1(x * 2 - 1))
-        b = F.relu(self.c2(a))
-        return [a, b]
+def __getattr__(name: str) -> Any:  # ``TinyEmbedder`` without importing torch for the pattern tools
+    if name == "TinyEmbedder":
+        from synthfr.face.embedders._tiny import TinyEmbedder
 
-    def descriptors(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x)[-1].mean(dim=(2, 3)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.descriptors(x), dim=1)
-
-    def embed(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        arr = self.check_images(images)
-        dev = next(self.parameters()).device
-        with torch.no_grad():
-            x = torch.from_numpy(arr).to(dev).permute(0, 3, 1, 2).float() / 255.0
-            return self.forward(x).cpu().numpy().astype(np.float32)
+        return TinyEmbedder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
