@@ -15,15 +15,22 @@ __version__ = "0.1.0"
 # The public API, one level deep (README "Python API"): name -> "module:attribute", resolved on first access
 # (PEP 562). The jobs first, one per stage of the journey, then create_*/list_* for every component kind.
 _LAZY = {
-    # jobs (each CLI subcommand wraps one)
+    # jobs (each CLI subcommand wraps one) and the configs they take
     "align_folder": "synthfr.face.align:align_folder",
     "embed_path": "synthfr.face.embed:embed_path",
     "sample_identities": "synthfr.samplers:sample_identities",
     "generate_dataset": "synthfr.generation:generate_dataset",
-    "measure_quality": "synthfr.quality.evaluate:quality_from_dataset",
+    "measure_quality": "synthfr.quality.evaluate:measure_quality",
     "train": "synthfr.training.loop:train",
-    "evaluate": "synthfr.evaluation.evaluate:run_eval",
+    "evaluate": "synthfr.evaluation.evaluate:evaluate",
     "run_pipeline": "synthfr.app.pipeline:run_pipeline",
+    "SampleConfig": "synthfr.samplers.config:SampleConfig",
+    "GenerateConfig": "synthfr.generation.config:GenerateConfig",
+    "QualityConfig": "synthfr.quality.config:QualityConfig",
+    "TrainConfig": "synthfr.training.config:TrainConfig",
+    "EvalConfig": "synthfr.evaluation.config:EvalConfig",
+    "EmbedConfig": "synthfr.evaluation.config:EmbedConfig",
+    "PipelineConfig": "synthfr.app.pipeline:PipelineConfig",
     # components: create_<kind>(spec, **options) and list_<kind>s(pattern="*")
     "create_embedder": "synthfr.face.embedders:create_embedder",
     "list_embedders": "synthfr.face.embedders:list_embedders",
