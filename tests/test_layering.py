@@ -265,7 +265,7 @@ def test_the_checker_passes_allowed_imports(tmp_path):
 
 def test_the_default_generator_is_a_real_one():
     """GenerateConfig's default renders faces: a test stand-in is never a default."""
-    from synthfr.generate import GenerateConfig
+    from synthfr.generation import GenerateConfig
     from synthfr.generators import REGISTRY
 
     name = GenerateConfig().generator.split(":")[0]
