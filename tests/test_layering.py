@@ -7,7 +7,8 @@ and ``importlib.import_module("synthfr....")`` calls. The rules:
    imports its own package and packages of lower layers only; packages that share a layer never import each
    other (``quality`` and ``evaluation`` are siblings), except inside the foundation.
 2. **Named rules of DESIGN.md** that the layers alone do not imply (:data:`FORBIDDEN`).
-3. **No private module of another package** (``synthfr.samplers._geometry`` is for ``synthfr.samplers`` only).
+3. **No private module of another package** (``synthfr.samplers._api`` is for ``synthfr.samplers`` only), and
+   no private name (``_helper``) of another stage.
 4. **Test stand-ins are components, not imports**: production code never imports a ``testing`` module; it
    reaches ``test-*`` components through the registry like any other.
 5. **The library never imports the package root** (``from synthfr import x`` reaches everything, the app too).
@@ -105,8 +106,8 @@ def _imports(path: Path, root: Path) -> list[tuple[str, int, bool]]:
             else:
                 base_name = node.module or ""
             out.append((base_name, node.lineno, level))
-            out += [(f"{base_name}.{a.name}", node.lineno, level) for a in node.names
-                    if _is_module(f"{base_name}.{a.name}", root)]  # names that are modules: `from pkg import _mod`
+            out += [(f"{base_name}.{a.name}", node.lineno, level) for a in node.names  # `from pkg import _mod`
+                    if _is_module(f"{base_name}.{a.name}", root) or _private(a.name)]  # and private names
         elif isinstance(node, ast.Call):
             fn = node.func
             name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
@@ -116,6 +117,10 @@ def _imports(path: Path, root: Path) -> list[tuple[str, int, bool]]:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _LAZY_TARGET.match(node.value):
             out.append((node.value.split(":")[0], node.lineno, False))
     return out
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
 
 
 def _is_module(dotted: str, root: Path) -> bool:
@@ -170,15 +175,19 @@ def check(root: Path = SRC) -> list[str]:
                     target[: target.index("testing") + len("testing")], root):
                 problems.append(f"{at}: production code never imports a test module; create the test-* "
                                 "component through its registry")
-            # 3. private modules of another package
+            # 3. private modules of another package (and private names of another stage)
             parts = target.split(".")
             for i, part in enumerate(parts[1:], start=1):
-                if part.startswith("_") and not part.startswith("__") and _is_module(".".join(parts[: i + 1]), root):
+                if _private(part) and _is_module(".".join(parts[: i + 1]), root):
                     owner = ".".join(parts[:i])
                     if not (mod == owner or mod.startswith(owner + ".")):
                         problems.append(f"{at}: {'.'.join(parts[: i + 1])} is private to {owner}; import what "
                                         f"{owner} exports (or make the module public)")
                     break
+            else:
+                if _private(parts[-1]) and there != here:
+                    problems.append(f"{at}: {parts[-1]} is private to synthfr.{there}; import what it exports "
+                                    "(or make the name public)")
             # 1. layers
             if there == here or there not in layer_of:
                 if there not in layer_of:
@@ -188,7 +197,7 @@ def check(root: Path = SRC) -> list[str]:
             if b > a or (b == a and LAYERS[a][0] not in OPEN_LAYERS):
                 problems.append(f"{at}: {here or 'synthfr'} (layer {LAYERS[a][0]!r}) may not import "
                                 f"{there or 'synthfr'} (layer {LAYERS[b][0]!r}); dependencies point down the journey")
-    return problems
+    return list(dict.fromkeys(problems))
 
 
 def test_the_package_follows_the_layering_rules():
@@ -226,6 +235,8 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
       "synthfr/samplers/_geometry.py": ""}, "private to synthfr.samplers"),
     ({"synthfr/report/s.py": "from synthfr.samplers import _geometry\n",
       "synthfr/samplers/_geometry.py": ""}, "private to synthfr.samplers"),
+    ({"synthfr/report/s.py": "def f():\n    from synthfr.samplers.geometry import _pairs\n",
+      "synthfr/samplers/geometry.py": ""}, "_pairs is private to synthfr.samplers"),
     # a test fixture imported by production code
     ({"synthfr/generate.py": "def f():\n    from synthfr.generators.testing import PatternDecoder\n",
       "synthfr/generators/testing.py": ""}, "never imports a test module"),
@@ -253,6 +264,7 @@ def test_the_checker_passes_allowed_imports(tmp_path):
         "synthfr/models/heads.py": "from synthfr.face.embedders import REGISTRY\n",
         "synthfr/evaluation/v.py": "", "synthfr/face/embedders/__init__.py": "",
         "synthfr/samplers/hyperface/_dense.py": "from synthfr.samplers._geometry import pair_stats\n",
+        "synthfr/samplers/paper.py": "from synthfr.samplers.hyperface import _nearest\n",
         "synthfr/samplers/_geometry.py": "from synthfr.utils import io\n",
         "synthfr/utils/io.py": "from synthfr.config import dump_yaml\n", "synthfr/config.py": "from synthfr.utils import io\n",
         "synthfr/generators/testing.py": "from synthfr.face.embedders.testing import GRID\n",
