@@ -98,3 +98,18 @@ def test_env_rank_world(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert env_rank_world() == (2, 4) and env_local_rank() == 1
+
+
+def test_run_dir_step_checkpoints(tmp_path):
+    """One safetensors + one JSON per step, named by latest.json; the newest `keep` stay."""
+    import torch
+
+    from synthfr.utils.run_dir import load_latest_step, save_step
+
+    assert load_latest_step(tmp_path) is None
+    for step in (10, 20, 30):
+        save_step(tmp_path, step, {"w": torch.full((2,), float(step))}, {"step": step, "config": {"lr": 0.1}}, keep=2)
+    tensors, state = load_latest_step(tmp_path)
+    assert state["step"] == 30 and torch.equal(tensors["w"], torch.full((2,), 30.0))
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "step-00000020.json", "step-00000020.safetensors", "step-00000030.json", "step-00000030.safetensors"]

@@ -11,8 +11,7 @@ import torch
 import torch.nn as nn
 
 from synthfr.genmodel.model import FaceGenerator, GenModelConfig
-from synthfr.utils.io import read_json, write_json
-from synthfr.utils.run_dir import save_safetensors
+from synthfr.utils.run_dir import load_latest_step, save_step
 
 __all__ = ["save_checkpoint", "load_latest", "load_checkpoint_model", "init_from", "module_tensors", "load_module",
            "optimizer_tensors", "load_optimizer"]
@@ -54,29 +53,13 @@ def load_module(m: nn.Module, prefix: str, tensors: dict[str, torch.Tensor]) -> 
 
 def save_checkpoint(out: Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any],
                     keep: int = 2) -> Path:
-    ck = out / "ckpt"
-    ck.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:08d}"
-    save_safetensors(ck / f"{name}.safetensors", tensors)
-    write_json(ck / f"{name}.json", state)
-    write_json(out / "latest.json", {"step": step, "tensors": f"ckpt/{name}.safetensors",
-                                     "state": f"ckpt/{name}.json"})
-    olds = sorted(ck.glob("step-*.safetensors"))[:-keep]
-    for p in olds:
-        for q in (p, p.with_suffix(".json")):
-            if q.exists():
-                q.unlink()
-    return ck / f"{name}.safetensors"
+    """``ckpt/step-N.safetensors`` + ``.json`` and ``latest.json`` (:func:`synthfr.utils.run_dir.save_step`)."""
+    return save_step(out, step, tensors, state, keep=keep)
 
 
 def load_latest(out: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    from safetensors.torch import load_file
-
-    latest = out / "latest.json"
-    if not latest.is_file():
-        return None
-    info = read_json(latest)
-    return load_file(str(out / info["tensors"])), read_json(out / info["state"])
+    """(tensors, state) of the checkpoint ``latest.json`` names; None without one."""
+    return load_latest_step(out)
 
 
 def load_checkpoint_model(run: str | Path, ema: bool = True) -> FaceGenerator:

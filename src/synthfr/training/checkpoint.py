@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from synthfr.utils import collectives as D
+from synthfr.utils.run_dir import save_safetensors
 
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "list_checkpoints"]
 
@@ -112,17 +113,17 @@ def save_checkpoint(run_dir: str | Path, step: int, backbone: torch.nn.Module, p
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_file(_contig(backbone.state_dict()), str(tmp / "model.safetensors"))
-    save_file(cls, str(tmp / "classifier.safetensors"))
+    save_safetensors(tmp / "model.safetensors", _contig(backbone.state_dict()))
+    save_safetensors(tmp / "classifier.safetensors", cls)
     opt_t = _contig(mom)
-    save_file(opt_t or {"empty": torch.zeros(1)}, str(tmp / "optimizer.safetensors"))
+    save_safetensors(tmp / "optimizer.safetensors", opt_t or {"empty": torch.zeros(1)})
     rng = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             rng[f"torch_cuda_{i}"] = s
     np_state = np.random.get_state()
     rng["numpy_keys"] = torch.from_numpy(np.asarray(np_state[1], dtype=np.int64))
-    save_file(_contig(rng), str(tmp / "rng.safetensors"))
+    save_safetensors(tmp / "rng.safetensors", _contig(rng))
     py_state = random.getstate()
     state = {
         "step": int(step), "param_order": names,

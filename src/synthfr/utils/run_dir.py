@@ -19,7 +19,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_safetensors", "write_config", "CsvLog", "append_csv_row", "truncate_csv", "read_csv_rows"]
+__all__ = ["save_safetensors", "write_config", "save_step", "load_latest_step", "CsvLog", "append_csv_row",
+           "truncate_csv", "read_csv_rows"]
 
 
 def save_safetensors(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
@@ -37,6 +38,43 @@ def write_config(path: str | Path, doc: dict[str, Any]) -> Path:
     from synthfr.utils.io import write_json
 
     return write_json(path, doc)
+
+
+def save_step(run: str | Path, step: int, tensors: dict[str, Any], state: dict[str, Any], keep: int = 2) -> Path:
+    """A step checkpoint as one safetensors file + one JSON file: ``ckpt/step-N.safetensors`` and
+    ``ckpt/step-N.json``, then ``latest.json`` (``{"step", "tensors", "state"}``, relative paths) is replaced
+    atomically, so a kill at any moment leaves the previous checkpoint named; the ``keep`` newest are kept.
+    This is the generator trainer's layout; the FR trainer keeps ``checkpoints/step_N/`` (several files,
+    renamed into place as one folder) with every file written by :func:`save_safetensors` too."""
+    from synthfr.utils.io import write_json
+
+    run = Path(run)
+    ck = run / "ckpt"
+    ck.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:08d}"
+    save_safetensors(ck / f"{name}.safetensors", tensors)
+    write_json(ck / f"{name}.json", state)
+    write_json(run / "latest.json", {"step": step, "tensors": f"ckpt/{name}.safetensors",
+                                     "state": f"ckpt/{name}.json"})
+    for p in sorted(ck.glob("step-*.safetensors"))[:-keep] if keep > 0 else []:
+        for q in (p, p.with_suffix(".json")):
+            if q.exists():
+                q.unlink()
+    return ck / f"{name}.safetensors"
+
+
+def load_latest_step(run: str | Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(tensors, state)`` of the checkpoint ``latest.json`` names (see :func:`save_step`); None without one."""
+    from safetensors.torch import load_file
+
+    from synthfr.utils.io import read_json
+
+    run = Path(run)
+    latest = run / "latest.json"
+    if not latest.is_file():
+        return None
+    info = read_json(latest)
+    return load_file(str(run / info["tensors"])), read_json(run / info["state"])
 
 
 class CsvLog:
