@@ -143,7 +143,7 @@ def test_check_keys_names_the_section_and_the_valid_keys():
     check_keys(C, {"a": 3})
     with pytest.raises(KeyError, match=r"unknown config key\(s\) sec\.z for C; valid keys: a, b"):
         check_keys(C, {"z": 1}, "sec")
-    with pytest.raises(KeyError, match="sec.b is set by the app itself"):
+    with pytest.raises(KeyError, match="sec.b is set by the app; remove it"):
         check_keys(C, {"b": 1}, "sec", owned=("b",), owner="the app")
     with pytest.raises(KeyError, match="model.nope"):
         GenModelConfig.from_json({"nope": 1})

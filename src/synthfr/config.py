@@ -51,7 +51,7 @@ def parse_assignments(items: Any, what: str = "KEY=VALUE") -> dict[str, Any]:
 
 
 def check_keys(cls: type, data: Mapping[str, Any], where: str = "", owned: tuple[str, ...] = (),
-               owner: str = "the caller") -> None:
+               owner: str = "the caller itself") -> None:
     """The one unknown-key check of synthfr: a ``KeyError`` naming every key of ``data`` that is not a field of
     dataclass ``cls`` (with its section ``where``) and listing the valid ones; keys in ``owned`` are fields that
     ``owner`` sets itself and refuses from the user."""
@@ -63,7 +63,7 @@ def check_keys(cls: type, data: Mapping[str, Any], where: str = "", owned: tuple
                        f"valid keys: {', '.join(n for n in names if n not in owned)}")
     clash = sorted(set(data) & set(owned))
     if clash:
-        raise KeyError(f"{', '.join(prefix + c for c in clash)} is set by {owner} itself; remove it")
+        raise KeyError(f"{', '.join(prefix + c for c in clash)} is set by {owner}; remove it")
 
 
 #: ``field(metadata=HIDDEN)``: a field that the caller sets (e.g. the pipeline sets a stage's output folder); it

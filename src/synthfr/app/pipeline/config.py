@@ -35,7 +35,7 @@ _GEN_STAGE_LEVEL = ("generator", "weights", "images_per_id", "variation", "filte
 _SAMPLE_OWNED = ("out", "json")
 _TRAIN_OWNED = ("data", "out", "resume")
 _EVAL_OWNED = ("checkpoint", "roc", "json", "device")
-_OWNER = "the pipeline (the stage section or top-level out/seed/device)"
+_OWNER = "the pipeline itself (from the top-level out, seed and device, or the stage's own fields)"
 
 
 def _validate_dict(cls: type, data: dict, where: str, owned: tuple[str, ...]) -> None:
