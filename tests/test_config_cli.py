@@ -191,3 +191,26 @@ def test_options_from_a_dataclass(tmp_path):
     assert config_from_args(_Job, p.parse_args(["j"])) == _Job(name="j")
     with pytest.raises(SystemExit):
         p.parse_args(["j", "--mode", "c"])  # choices from the Literal
+
+
+# -- every public job takes one dataclass ------------------------------------------------------------------------
+@pytest.mark.parametrize("job, config", [("sample_identities", "SampleConfig"), ("generate_dataset", "GenerateConfig"),
+                                         ("measure_quality", "QualityConfig"), ("train", "TrainConfig"),
+                                         ("evaluate", "EvalConfig"), ("run_pipeline", "PipelineConfig")])
+def test_every_public_job_takes_its_config(job, config):
+    import inspect
+
+    first = next(iter(inspect.signature(getattr(synthfr, job)).parameters.values()))
+    assert config in str(first.annotation), f"synthfr.{job}'s first argument is not a {config}"
+    assert dataclasses.is_dataclass(getattr(synthfr, config))
+
+
+def test_sample_identities_takes_a_sample_config(tmp_path):
+    import numpy as np
+
+    cfg = synthfr.SampleConfig("uniform", 20, dim=8, seed=1, out=str(tmp_path / "ids.npy"))
+    x, stats = synthfr.sample_identities(cfg)
+    y, _ = synthfr.sample_identities("uniform", 20, dim=8, seed=1)
+    assert np.array_equal(x, y) and np.array_equal(np.load(tmp_path / "ids.npy"), x) and stats["n"] == 20
+    with pytest.raises(TypeError):
+        synthfr.sample_identities(cfg, 5)

@@ -86,11 +86,14 @@ def _out_paths(out: str | Path) -> dict[str, Path]:
             "stats": p.with_name(stem + ".stats.json")}
 
 
-def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: Any = None, labels: Any = None,
-                      standardize: bool | str = "auto", whiten: bool = False, space: Any = None, seed: int = 0,
-                      out: str | Path | None = None, json_path: str | Path | None = None, check: str = "auto",
-                      sample_k: int = 10000, **sampler_options: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """Sample ``n`` identity vectors with sampler ``method``.
+def sample_identities(method: str | SampleConfig, n: int | None = None, *, dim: int | None = None,
+                      gallery: Any = None, labels: Any = None, standardize: bool | str = "auto", whiten: bool = False,
+                      space: Any = None, seed: int = 0, out: str | Path | None = None,
+                      json_path: str | Path | None = None, check: str = "auto", sample_k: int = 10000,
+                      **sampler_options: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Sample ``n`` identity vectors with sampler ``method``; or run the ``synthfr sample`` job of one
+    :class:`~synthfr.samplers.config.SampleConfig` (``sample_identities(SampleConfig("hyperface", 100, dim=128))``,
+    the same as :func:`sample`).
 
     With a gallery (array or ``.npy`` path of real embeddings of the target embedder), ``standardize`` says
     whether it is re-centred first: ``center`` (centred on its mean and renormalised), ``none`` (used as it is,
@@ -107,6 +110,12 @@ def sample_identities(method: str, n: int, *, dim: int | None = None, gallery: A
     ``check``: ``exact`` (all pairs, blockwise), ``sampled`` (``sample_k`` random rows against all), ``none``,
     or ``auto`` (exact up to 250,000 identities). Returns ``(vectors in embedder space, stats)``.
     """
+    if isinstance(method, SampleConfig):
+        if n is not None:
+            raise TypeError("sample_identities(cfg): the SampleConfig holds every setting; pass nothing else")
+        return sample(method)
+    if n is None:
+        raise TypeError("sample_identities(method, n, ...) needs n, the number of identities")
     from synthfr.samplers import create_sampler
     from synthfr.spaces import EmbeddingSpace
     from synthfr.utils.validate import check_out_dir, check_range
