@@ -43,7 +43,7 @@ class _EchoGenerator:
     """Renders its yaw/pitch input into pixels so a patched measurement can read a known response back."""
 
     def __init__(self):
-        self.vary, self.fixed, self.calibrate = ("pose",), {"yaw": 5.0}, True
+        self.vary, self.fixed, self.calibrate = ("pose",), {"yaw": 5.0}, "all"
 
     def attributes(self, c, seeds):
         return torch.zeros(len(c), 9)
@@ -70,7 +70,7 @@ def test_fit_measures_each_grid_value_and_restores_the_generator(monkeypatch):
     np.testing.assert_allclose(cal["yaw_raw"], [-24, -12, 0, 7, 24])
     assert np.all(np.diff(cal["yaw_out"]) > 0)           # the wobble (12 -> 7) pooled away
     np.testing.assert_allclose(cal["pitch_out"], [-10, 0, 10], atol=1e-5)
-    assert gen.vary == ("pose",) and gen.fixed == {"yaw": 5.0} and gen.calibrate   # restored
+    assert gen.vary == ("pose",) and gen.fixed == {"yaw": 5.0} and gen.calibrate == "all"   # restored
 
 
 def test_backend_applies_the_calibration_only_when_present_and_asked(tmp_path):
@@ -94,6 +94,16 @@ def test_backend_applies_the_calibration_only_when_present_and_asked(tmp_path):
     assert set(load_calibration(w)) == {"yaw"}
     cal = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30)
     assert float(cal.attributes(c, [1, 2])[0, 0]) == pytest.approx(30 * 90 / 40)
-    assert cal.options()["calibrate"] is True
+    assert cal.options()["calibrate"] == "requested"
     off = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30, calibrate="false")
     assert float(off.attributes(c, [1, 2])[0, 0]) == 30 and np.array_equal(off.generate(c, [1, 2]), before)
+    assert "calibrate" not in off.options()
+    # sampled pose: left raw by default ("requested"), mapped with calibrate=all
+    c8, s8 = np.repeat(c[:1], 8, 0), list(range(8))
+    raw = create_generator("synthfr-v2", weights=str(w), vary="pose", calibrate="none").attributes(c8, s8)
+    default = create_generator("synthfr-v2", weights=str(w), vary="pose")
+    assert torch.equal(default.attributes(c8, s8), raw) and "calibrate" not in default.options()
+    every = create_generator("synthfr-v2", weights=str(w), vary="pose", calibrate="all").attributes(c8, s8)
+    np.testing.assert_allclose(every[:, 0].numpy(), raw[:, 0].numpy() * 90 / 40, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="calibrate"):
+        create_generator("synthfr-v2", weights=str(w), calibrate="sometimes")

@@ -9,7 +9,8 @@ table: render a grid of input values for training-set identities, measure each i
 and invert the median curve. No face-recognition network is involved (the judge rule is unaffected).
 
 The table lives beside the weights as ``calibration.safetensors`` (``<attr>_in`` / ``<attr>_out`` pairs, float32);
-generators apply :func:`to_inputs` to the attributes they sample or are given (option ``calibrate``).
+``synthfr-v2`` applies :func:`to_inputs` to the values a user requests (option ``calibrate=requested``, the
+default) or also to the pose it samples per image (``calibrate=all``).
 """
 from __future__ import annotations
 
@@ -72,8 +73,8 @@ def fit_pose_calibration(generator: Any, conditions: np.ndarray, seeds: Sequence
     grid = dict(DEFAULT_GRID if grid is None else grid)
     c = np.asarray(conditions, np.float32)
     s = list(range(1, len(c) + 1)) if seeds is None else [int(v) for v in seeds]
-    old = (generator.vary, dict(generator.fixed), getattr(generator, "calibrate", False))
-    generator.vary, generator.fixed, generator.calibrate = (), {}, False
+    old = (generator.vary, dict(generator.fixed), getattr(generator, "calibrate", "none"))
+    generator.vary, generator.fixed, generator.calibrate = (), {}, "none"
     try:
         base = generator.attributes(c, s)  # identity-linked means, no per-image deviation
         out: dict[str, Any] = {"faces": int(len(c))}
