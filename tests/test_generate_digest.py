@@ -149,16 +149,16 @@ EXPECTED: dict[str, dict[str, str]] = {
         "manifest": "1db811ea7c2a03823b2353982842bd9827107fd1a071b62ff9b99b89d863e3ca"
     },
     'v2-noise': {
-        "config": "39ec5fece4511efeb79d49901ab4f199bbcba41f014267cc12ab649c179685a3",
+        "config": "e5a483951f0d92bbad83d8a46211674d1a85ac630cccca05040bfcee0b1db883",
         "identities": "9d45ef065d230df2f3b8b0e26fd8e49b86f9566401608a643398a302fe9df37b",
         "images": "a91ae7a6d73dc49cc2fed65048a8efe429c57882404a0987699a8dea3d0a361d",
-        "manifest": "9968cf39041691bcda1e8e3bc2534b96707a88441f2148dfd0bd66c5211fe1fe"
+        "manifest": "55e04ae31151c3521a61aa8c00cbd575d021b16adf7c17245b376f8b16291a7b"
     },
     'v2-attrop': {
-        "config": "2d129a666120992161a2df0d6470f2adb5074edb55476d73e69628b0ccd7d9d0",
+        "config": "58e93a8caf0ade086572e2a8313e46f798324e1aa191323f93c1b2c563a38ffa",
         "identities": "36057d0879eea8810dcb584c404be6452e582b8d56ffbba7fa47cd0596e6925f",
         "images": "99af3d8430c3632a82653d941473f2c9c80fcbeb3df96c948679b700438f1b42",
-        "manifest": "2ebb4a632653eaacad39799a192332662f91fab61109bbe81f690b8f29619fb3"
+        "manifest": "db6ef82ca6e65bae6334fc3bb2bcbddcd9acf71103e2323a190a6111e0b37de9"
     },
 }
 

@@ -88,6 +88,9 @@ def test_weights_errors_and_hash(tmp_path):
         require_weights(tmp_path / "w", ["a.bin", "b.json|c.json"], generator="g", help="")
     h1 = hash_folder(tmp_path / "w")
     (tmp_path / "w" / "a.bin").write_bytes(b"abd")
-    assert hash_folder(tmp_path / "w") != h1 and len(h1) == 64
+    h2 = hash_folder(tmp_path / "w")
+    assert h2 != h1 and len(h1) == 64
+    (tmp_path / "w" / "MODEL_CARD.md").write_text("# card\n")  # documents are not weights
+    assert hash_folder(tmp_path / "w") == h2
     with pytest.raises(ValueError, match="no option"):
         create_generator("test_pattern", steps=3)

@@ -46,8 +46,9 @@ _HASH_CACHE: dict[tuple, str] = {}
 def hash_folder(folder: str | Path, patterns: Sequence[str] | None = None) -> str:
     """SHA-256 over every regular file under ``folder`` (relative path + content), in sorted path order.
 
-    Hidden files (starting with ``.``) are skipped. Results are cached per (path, sizes, mtimes), so hashing
-    multi-GB weights happens once per process.
+    Hidden files (starting with ``.``) and Markdown documents (``*.md``: a model card is not weights; editing
+    it must not change the provenance of every dataset) are skipped. Results are cached per (path, sizes,
+    mtimes), so hashing multi-GB weights happens once per process.
     """
     folder = Path(folder).expanduser().resolve()
     if folder.is_file():
@@ -55,7 +56,7 @@ def hash_folder(folder: str | Path, patterns: Sequence[str] | None = None) -> st
         root = folder.parent
     else:
         root = folder
-        files = sorted(p for p in folder.rglob("*") if p.is_file()
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() != ".md"
                        and not any(part.startswith(".") for part in p.relative_to(folder).parts))
         if patterns:
             import fnmatch
