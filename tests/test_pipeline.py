@@ -45,6 +45,10 @@ def test_pipeline_end_to_end_then_skips(tmp_path):
     # test_pattern images decode back to their identity: consistency is near-perfect
     assert st["quality"]["summary"]["mean cos to own centre"] > 0.9
     assert (out / "quality" / "report.html").stat().st_size > 1000
+    # the judges re-embed the images and stand side by side with the generator's own space (quality.judges=auto)
+    assert list(q["networks"])[1:] == ["dlib-torch", "sface"] and set(q["judges"]) == {"dlib-torch", "sface"}
+    assert q["judges"]["sface"]["n_embeddings"] == 12 and "sface: separability" in st["quality"]["summary"]
+    assert "Networks side by side" in (out / "quality" / "report.html").read_text()
     assert (out / "train" / "run" / "model.safetensors").is_file()
     assert st["train"]["summary"]["final step"] == 1
     for stage in ("sample", "generate", "quality", "train"):
@@ -210,3 +214,13 @@ def test_pipeline_under_torchrun(tmp_path):
     assert _markers(out) == before
     assert {v["status"] for v in json.loads((out / "pipeline.json").read_text())["stages"].values()} == \
         {"skipped", "disabled"}
+
+
+def test_quality_judges_none_measures_only_the_generators_space(tmp_path):
+    d = _tiny(tmp_path / "run")
+    d["quality"] = {**d.get("quality", {}), "judges": "none"}
+    d["train"]["enabled"] = False
+    s = run_pipeline(from_dict(PipelineConfig, d), log=lambda m: None)
+    q = json.loads((tmp_path / "run" / "quality" / "quality.json").read_text())
+    assert s["stages"]["quality"]["status"] == "ran" and "judges" not in q and "networks" not in q
+    assert not any(k.startswith("sface:") for k in s["stages"]["quality"]["summary"])

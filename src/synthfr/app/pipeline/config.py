@@ -149,6 +149,10 @@ class QualityStage:
     """Real reference embeddings (.npy, same embedder) for the identity-leakage check."""
     reference_labels: str | None = None
     """Identity labels of the reference (.npy); default ``R.labels.npy`` beside it when present."""
+    judges: str = "auto"
+    """More networks that re-embed the images and report identity figures side by side with the embedder's:
+    ``auto`` (``dlib-torch`` and the independent judge ``sface``, as ``synthfr quality``), ``none``, or names
+    separated by commas. SFace only measures here; it never enters a loss, AttrOP or a sampler."""
     options: dict = field(default_factory=dict)
     """Per-metric options, e.g. ``{leakage: {threshold: 0.5}, verification: {max_pairs: 200000}}``."""
 

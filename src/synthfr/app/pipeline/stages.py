@@ -120,6 +120,14 @@ def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> di
     result = evaluate_quality(emb, lab, reference=ref, reference_labels=rlab, space=space,
                               options=dict(q.options or {}))
     result["source"] = f"{stage_dir(cfg, 'generate') / 'dataset'} embedded with {spec}"
+    judged = _judge(cfg, spec, embedder, d, options=dict(q.options or {}))
+    if judged:  # the report's "networks side by side" table, as `synthfr quality` writes it
+        from synthfr.quality.networks import headline, network_name
+
+        result["embedder"] = network_name(spec)
+        result["judges"] = judged
+        result["networks"] = {name: {"dataset": headline(r), "reference": {}}
+                              for name, r in [(network_name(spec), result), *judged.items()]}
     write_json(d / "quality.json", result)
     from synthfr.data.card import quality_path, write_dataset_card
 
@@ -130,8 +138,37 @@ def _run_quality(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> di
                                   subtitle=f"{cfg.sample.n} {cfg.sample.method} identities × "
                                            f"{cfg.generate.images_per_id} images, generator {cfg.generate.generator}")
     summ = {k: v for k, v in summary_items(result).items()}
+    for name, r in judged.items():
+        for label in ("separability", "EER", "mean cos to own centre"):
+            v = (result["networks"][name]["dataset"]).get(label)
+            if v is not None:
+                summ[f"{name}: {label}"] = v
     summ["report"] = str(report)
     return summ
+
+
+def _judge(cfg: PipelineConfig, spec: str, embedder: Any, d: Path, options: dict) -> dict[str, Any]:
+    """Identity figures of the generated images by the other networks of ``quality.judges`` (each in its own
+    fitted space), keyed by network name; {} when there are none."""
+    from synthfr.face.embed import embed_path
+    from synthfr.quality.evaluate import JUDGE_METRICS, evaluate_quality, load_embeddings
+    from synthfr.quality.networks import network_name, resolve_networks
+    from synthfr.registry import create_from_spec
+
+    images = stage_dir(cfg, "generate") / "dataset" / "images"
+    out: dict[str, Any] = {}
+    own = {network_name(spec), network_name(embedder)}
+    for j in resolve_networks(spec, cfg.quality.judges)[1:]:
+        name = network_name(j)
+        if name in own:
+            continue
+        net = create_from_spec("embedder", j, offer={"device": cfg.device})
+        path = d / f"embeddings.{name.replace(':', '_').replace('/', '_')}.npy"
+        res = embed_path(images, net, path, device=cfg.device)
+        emb, lab = load_embeddings(path, res["labels"])
+        out[name] = evaluate_quality(emb, lab, space="fit", options=options,
+                                     metrics=[m for m in JUDGE_METRICS if m not in ("leakage", "frechet", "prdc")])
+    return out
 
 
 def _run_train(cfg: PipelineConfig, d: Path, log: Callable[[str], None]) -> dict[str, Any]:
