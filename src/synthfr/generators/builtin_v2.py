@@ -43,14 +43,10 @@ class SynthfrV2(SynthfrSmall):
 
     weights_name = "synthfr-v2"
     weights_help = _HELP
-    #: what its images inherit (the dataset card shows it)
-    sources = {
-        "datasets": ["CelebA", "UTKFace"],
-        "trained_on": "CelebA (about 300 identities, 6,047 aligned faces) and UTKFace (9,692 aligned faces), "
-                      "trained by synthfr from synthfr-small (see synthfr/weights/synthfr-v2/MODEL_CARD.md)",
-        "licences": "CelebA: non-commercial research purposes only; UTKFace: non-commercial research purposes only",
-        "commercial": False,
-    }
+    #: what its images inherit (the dataset card shows it): synthfr-small's data, continued
+    sources = {**SynthfrSmall.sources,
+               "trained_on": "CelebA (about 300 identities, 6,047 aligned faces) and UTKFace (9,692 aligned faces), "
+                             "trained by synthfr from synthfr-small (see synthfr/weights/synthfr-v2/MODEL_CARD.md)"}
     extra_files = ("attributes.safetensors",)
 
     def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float = 1.0,
@@ -79,12 +75,6 @@ class SynthfrV2(SynthfrSmall):
         self.calibrate = mode
         self._prior = None
         self._calibration: dict | None = None
-
-    @classmethod
-    def default_weights(cls) -> Path:
-        from synthfr.genmodel.export import default_weights_dir
-
-        return default_weights_dir(cls.weights_name)
 
     @property
     def prior(self):
