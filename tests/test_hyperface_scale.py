@@ -110,7 +110,7 @@ def test_sampled_check_equals_brute_force_when_sample_is_everything():
 
 
 def _lsh_sampler(**kw):
-    opts = dict(init="random", dense_max=10, pairs_max=100, bucket_size=64, lsh_dims=(8, 2), lsh_tables=3,
+    opts = dict(init="random", dense_max=10, pairs_max=100, large_mode="lsh", bucket_size=64, lsh_dims=(8, 2), lsh_tables=3,
                 lsh_steps=10, iterations=6, time_budget=None, progress=False)
     opts.update(kw)
     return create_sampler("hyperface", **opts)
@@ -156,7 +156,7 @@ def test_dense_polish_phase_and_lsh_sample_identities(tmp_path):
     # the JSON of `synthfr sample ... --check sampled` names the sample and adds the neighbour-list maximum
     _, out = __import__("synthfr.samplers", fromlist=["sample_identities"]).sample_identities(
         "hyperface", 2000, dim=16, seed=0, check="sampled", sample_k=300, init="random", dense_max=10,
-        pairs_max=100, bucket_size=64, lsh_dims=[8, 2], iterations=3, time_budget=None, progress=False)
+        pairs_max=100, large_mode="lsh", bucket_size=64, lsh_dims=[8, 2], iterations=3, time_budget=None, progress=False)
     assert out["sampler"]["mode"] == "lsh" and "neighbour_list_max_cos" in out
     assert out["max_cos"] == max(out["sampled_max_cos"], out["neighbour_list_max_cos"])
 

@@ -143,7 +143,7 @@ def test_hyperface_regulariser_keeps_points_near_gallery():
 
 def test_hyperface_lsh_mode_improves_random_start():
     x0, _ = create_sampler("uniform").sample(3000, dim=24, seed=0)
-    x, st = create_sampler("hyperface", init="random", dense_max=100, pairs_max=1000, bucket_size=256,
+    x, st = create_sampler("hyperface", init="random", dense_max=100, pairs_max=1000, large_mode="lsh", bucket_size=256,
                            iterations=8, time_budget=None, progress=False).sample(3000, dim=24, seed=0)
     assert st["mode"] == "lsh" and st["rounds"] == 8
     assert pair_stats(x)["mean_nn_cos"] < pair_stats(x0)["mean_nn_cos"]

@@ -39,13 +39,15 @@ def resolve_standardize(standardize: bool | str, gallery: np.ndarray | None) -> 
 
 def sample_stats(x: np.ndarray, gallery: np.ndarray | None = None, check: str = "exact", sample_k: int = 10000,
                  seed: int = 0, device: str = "cpu", progress: bool = False,
-                 neighbour_list_max: float | None = None) -> dict[str, Any]:
+                 neighbour_list_max: float | None = None, certified_max: float | None = None) -> dict[str, Any]:
     """``max_cos``/``mean_nn_cos`` of unit rows (exact all pairs, or ``sample_k`` random rows vs all) and, with a
     gallery, ``gallery_mean_nn_cos`` (mean cosine of each vector to its nearest gallery embedding).
 
     ``check='sampled'`` names its sample in ``check_sample`` and keeps its own maximum as ``sampled_max_cos``; with
     ``neighbour_list_max`` (the maximum over a sampler's neighbour list, measured on the same vectors) ``max_cos``
-    is the larger of the two, still a lower bound of the all-pairs maximum (said so in ``check``)."""
+    is the larger of the two, still a lower bound of the all-pairs maximum (said so in ``check``).
+    ``certified_max`` (a sampler's proven upper bound of the all-pairs maximum, e.g. the Verlet mode's) is kept
+    as ``certified_max_cos`` beside them, whatever the check."""
     from synthfr.samplers.geometry import cross_nn, pair_stats, sampled_pair_stats, welch_bound
 
     t0 = time.perf_counter()
@@ -70,6 +72,9 @@ def sample_stats(x: np.ndarray, gallery: np.ndarray | None = None, check: str = 
         out.update(max_cos=None, mean_nn_cos=None, check="none")
     else:
         raise ValueError(f"check must be 'exact', 'sampled' or 'none', got {check!r}")
+    if certified_max is not None:
+        out["certified_max_cos"] = float(certified_max)
+        out["certified"] = "an upper bound of the all-pairs maximum, proven by the sampler (not measured here)"
     if gallery is not None:
         nn, _ = cross_nn(x, gallery, device=device)
         out["gallery_mean_nn_cos"] = float(nn.mean())
@@ -188,7 +193,8 @@ def sample_identities(method: str | SampleConfig, n: int | None = None, *, dim: 
     stats: dict[str, Any] = {"method": method, "n": int(n), "dim": int(dim), "seed": int(seed), "seconds": seconds}
     dev = str(getattr(sampler.config, "device", "cpu") or "cpu")
     stats.update(sample_stats(x_std, gal_std, check=check, sample_k=sample_k, seed=seed, device=dev,
-                              progress=n >= 50000, neighbour_list_max=st.get("neighbour_list_max_cos")))
+                              progress=n >= 50000, neighbour_list_max=st.get("neighbour_list_max_cos"),
+                              certified_max=st.get("certified_max_cos")))
     stats["space"] = "standardised" if not sp.is_identity else "identity (no standardisation)"
     stats["standardize"] = {"requested": str(standardize).lower(), "used": std_mode, "whiten": bool(whiten),
                             "gallery_mean_norm": gal_mean_norm, "cap_mean_norm": CAP_MEAN_NORM}

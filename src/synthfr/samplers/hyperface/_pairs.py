@@ -1,14 +1,15 @@
 """Pairs mode: exact neighbour lists (Verlet lists), and the hinge optimiser on a list that the LSH mode shares."""
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
 
-from synthfr.samplers.hyperface._common import Bar, Budget, low_dtype, nearest_gallery, pull
+from synthfr.samplers.hyperface._common import Bar, Budget, low_dtype, nearest_gallery, pull, tile_hits
 from synthfr.utils.seeds import derive_seed
 
-#: pairs per gather/scatter chunk: memory ~ PAIR_CHUNK × D floats whatever the list size
+#: rows per chunk of the in-place tangent projection (no full-size temporary)
 PAIR_CHUNK = 1 << 16
 
 
@@ -33,12 +34,12 @@ def collect_pairs(x: torch.Tensor, t: float, dtype: torch.dtype, rows: int = 409
                 jj = torch.arange(G.shape[1], device=x.device).unsqueeze(0)
                 G.masked_fill_(jj <= ii, -2.0)
             m = max(m, float(G.max()))
-            nz = (G > t).nonzero()
-            if len(nz):
-                fi.append(nz[:, 0] + a)
-                fj.append(nz[:, 1] + b)
-                fv.append(G[nz[:, 0], nz[:, 1]].float())
-                count += len(nz)
+            r, c = tile_hits(G, t)
+            if len(r):
+                fi.append(r + a)
+                fj.append(c + b)
+                fv.append(G[r, c].float())
+                count += len(r)
             if cap is not None and count > cap:
                 i, j, v = torch.cat(fi), torch.cat(fj), torch.cat(fv)
                 top = torch.topk(v, cap // 2)
@@ -52,29 +53,61 @@ def collect_pairs(x: torch.Tensor, t: float, dtype: torch.dtype, rows: int = 409
     return torch.cat(fi), torch.cat(fj), m, t
 
 
+def _csr_pattern(i: torch.Tensor, j: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CSR layout of the entries ``(i, j)`` (distinct) of an n × n matrix: row pointers, columns, and the order
+    that sorts the entries into it (``values[order[k]]`` is CSR value k)."""
+    order = torch.argsort(i * n + j)
+    crow = torch.zeros(n + 1, dtype=torch.long, device=i.device)
+    crow[1:] = torch.cumsum(torch.bincount(i, minlength=n), 0)
+    return crow, j[order], order
+
+
+def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
+    with warnings.catch_warnings():  # torch calls its CSR support "beta" (a one-time UserWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
+
+
+def _sddmm(x: torch.Tensor, crow: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+    """``<x_i, x_j>`` for every stored entry of a CSR pattern (a sampled product: no N × N, no gathered copies)."""
+    pat = _csr(crow, col, torch.zeros(len(col), dtype=x.dtype, device=x.device), x.shape[0])
+    return torch.sparse.sampled_addmm(pat, x, x.T, beta=0.0).values()
+
+
 @torch.no_grad()
-def pair_cos(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, chunk: int = PAIR_CHUNK) -> torch.Tensor:
-    """float32 cosines of the listed pairs (chunked gathers: bounded memory)."""
-    out = torch.empty(len(i), device=x.device)
-    for a in range(0, len(i), chunk):
-        out[a:a + chunk] = (x[i[a:a + chunk]] * x[j[a:a + chunk]]).sum(1)
-    return out
+def pair_cos(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """float32 cosines of the pairs ``(i[k], j[k])`` (repeats allowed), as one sampled sparse product over the
+    distinct pairs (about 8x faster here than gathering both rows of every pair)."""
+    if len(i) == 0:
+        return torch.empty(0, device=x.device)
+    n = x.shape[0]
+    keys, inv = torch.unique(i * n + j, return_inverse=True)  # sorted: the CSR order
+    ii, jj = keys // n, keys % n
+    crow = torch.zeros(n + 1, dtype=torch.long, device=x.device)
+    crow[1:] = torch.cumsum(torch.bincount(ii, minlength=n), 0)
+    return _sddmm(x, crow, jj).float()[inv]
 
 
 @torch.no_grad()
 def hinge_steps(cfg, x: torch.Tensor, pi: torch.Tensor, pj: torch.Tensor, *, floor: float, max_steps: int,
                 gap_at: Callable[[int], float], stop: Callable[[int], bool], steps: int,
                 gal: torch.Tensor | None = None, nn_idx: torch.Tensor | None = None, alpha: float = 0.0,
-                max_step: float | None = None, on_step: Callable[[int, float], None] | None = None
-                ) -> tuple[int, float]:
+                max_step: float | None = None, on_step: Callable[[int, float], None] | None = None,
+                path: torch.Tensor | None = None) -> tuple[int, float]:
     """Up to ``max_steps`` ratcheting-hinge steps on the listed pairs only, **in place** on ``x``.
 
     Each step: float32 cosines of the listed pairs, ``δ = max(list max − gap, floor)``, weights ``cos − δ`` on the
-    pairs above δ, repulsion by gathers and scatter-adds (chunked), gallery pull (with ``alpha``; every point),
-    tangent heavy-ball step (momentum belongs to this list) with a trust region, renormalisation. Only the points
-    that appear in the list move (without a regulariser), so the work and memory are those of the list's points,
-    not of all N. Stops when ``stop(steps)`` says so or the list's maximum has come within a tenth of a gap of
-    the floor (the list is done: the caller re-lists). Returns ``(steps, last list maximum)``.
+    pairs above δ, repulsion ``W x`` with the symmetric sparse weight matrix ``W`` (CSR: both directions of every
+    pair, one sampled product for the cosines and one sparse-dense product per step, instead of gathers and
+    scatter-adds), gallery pull (with ``alpha``; every point), tangent heavy-ball step (momentum belongs to this
+    list) with a trust region, renormalisation. Only the points that appear in the list move (without a
+    regulariser), so the work and memory are those of the list's points, not of all N. Stops when
+    ``stop(steps)`` says so or the list's maximum has come within a tenth of a gap of the floor (the list is
+    done: the caller re-lists). Returns ``(steps, last list maximum)``.
+
+    ``path`` (N floats, optional) gains each moving row's step lengths: an upper bound of how far the row has
+    moved (a tangent step ``s`` followed by renormalisation moves a unit vector by a chord of at most ``|s|``),
+    which the Verlet mode turns into a bound on every unlisted pair.
     """
     if len(pi) == 0:
         return steps, -2.0
@@ -86,15 +119,18 @@ def hinge_steps(cfg, x: torch.Tensor, pi: torch.Tensor, pj: torch.Tensor, *, flo
         u, inv = torch.unique(torch.cat([pi, pj]), return_inverse=True)
         li, lj = inv[: len(pi)], inv[len(pi):]
         xu = x[u]
+    m_rows = xu.shape[0]
+    crow, col, _ = _csr_pattern(torch.cat([li, lj]), torch.cat([lj, li]), m_rows)  # W is symmetric
     # three buffers of the moving rows (points, momentum, gradient/step), updated in place: memory 3 × |rows| × D
     v = torch.zeros_like(xu)
     g = torch.empty_like(xu)
     trust = cfg.pairs_max_step if max_step is None else max_step
+    moved = torch.zeros(m_rows, device=x.device) if path is not None else None
     m = m0 = -2.0
     for _ in range(max_steps):
         if stop(steps):
             break
-        c = pair_cos(xu, li, lj)
+        c = _sddmm(xu, crow, col)  # each pair twice (both directions)
         m = float(c.max())
         m0 = m if m0 == -2.0 else m0
         gap = gap_at(steps)
@@ -104,19 +140,15 @@ def hinge_steps(cfg, x: torch.Tensor, pi: torch.Tensor, pj: torch.Tensor, *, flo
         if m <= floor + 0.1 * min(gap, m0 - floor):
             break
         w = c.sub_(delta).clamp_(min=0.0)
-        act = w > 0
-        ai, aj, aw = li[act], lj[act], w[act].unsqueeze(1)
-        g.zero_()
-        for a in range(0, len(ai), PAIR_CHUNK):
-            ci, cj, cw = ai[a:a + PAIR_CHUNK], aj[a:a + PAIR_CHUNK], aw[a:a + PAIR_CHUNK]
-            g.index_add_(0, ci, cw * xu[cj])
-            g.index_add_(0, cj, cw * xu[ci])
+        g.copy_(torch.sparse.mm(_csr(crow, col, w, m_rows), xu))
         if nn_idx is not None:
-            g += (alpha * float(aw.sum()) / n) * pull(xu, gal[nn_idx])
+            g += (alpha * float(w.sum()) / 2 / n) * pull(xu, gal[nn_idx])
         _tangent_(g, xu)
         v.mul_(cfg.momentum).add_(g)
         torch.mul(v, cfg.lr, out=g)  # g now holds the step, clipped to the trust region
         g.mul_(trust / g.norm(dim=1, keepdim=True).clamp_min(trust))
+        if moved is not None:
+            moved += g.norm(dim=1)
         xu.sub_(g)
         xu.div_(xu.norm(dim=1, keepdim=True).clamp_min(1e-12))
         _tangent_(v, xu)
@@ -125,6 +157,11 @@ def hinge_steps(cfg, x: torch.Tensor, pi: torch.Tensor, pj: torch.Tensor, *, flo
             on_step(steps, m)
     if u is not None:
         x[u] = xu
+    if path is not None:
+        if u is None:
+            path += moved
+        else:
+            path[u] += moved
     return steps, m
 
 
