@@ -164,7 +164,7 @@ def test_collect_pairs_matches_brute_force():
 def test_hyperface_pairs_mode_beats_uniform():
     # neighbour-list mode: 2,000 points, exact re-listing passes, equal step count (no time budget)
     u, _ = create_sampler("uniform").sample(2000, dim=24, seed=0)
-    x, st = create_sampler("hyperface", init="random", dense_max=100, iterations=120, list_steps=40,
+    x, st = create_sampler("hyperface", init="random", dense_max=100, pairs_max=400000, iterations=120, list_steps=40,
                            time_budget=None, progress=False).sample(2000, dim=24, seed=0)
     assert st["mode"] == "pairs" and st["steps"] == 120 and st["passes"] >= 3
     mx = brute_max(x)[0]

@@ -25,10 +25,12 @@ def collect_pairs(x: torch.Tensor, t: float, dtype: torch.dtype, rows: int = 409
     fi, fj, fv = [], [], []
     count = 0
     m = -2.0
+    buf = torch.empty(rows, cols, dtype=xl.dtype, device=x.device)  # reused: no page faults per block
     for a in range(0, n, rows):
         xa = xl[a:a + rows]
         for b in range(a, n, cols):
-            G = xa @ xl[b:b + cols].T
+            w = min(cols, n - b)
+            G = torch.matmul(xa, xl[b:b + w].T, out=buf[:xa.shape[0], :w]) if w == cols else xa @ xl[b:b + w].T
             if b == a:  # the block holding the diagonal: keep j > i only
                 ii = torch.arange(G.shape[0], device=x.device).unsqueeze(1)
                 jj = torch.arange(G.shape[1], device=x.device).unsqueeze(0)
@@ -140,7 +142,7 @@ def hinge_steps(cfg, x: torch.Tensor, pi: torch.Tensor, pj: torch.Tensor, *, flo
         if m <= floor + 0.1 * min(gap, m0 - floor):
             break
         w = c.sub_(delta).clamp_(min=0.0)
-        g.copy_(torch.sparse.mm(_csr(crow, col, w, m_rows), xu))
+        torch.mm(_csr(crow, col, w, m_rows), xu, out=g)  # into g: no fresh rows × D block (page faults)
         if nn_idx is not None:
             g += (alpha * float(w.sum()) / 2 / n) * pull(xu, gal[nn_idx])
         _tangent_(g, xu)

@@ -71,8 +71,9 @@ class GramCopy:
         return (self.q if self.kind == "int8" else self.l)[idx]
 
     def block(self, a: torch.Tensor, b: int, w: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        # into a reused buffer: a fresh 100 MB block per product costs as much in page faults as the product
         if self.kind == "int8":
-            return torch._int_mm(a, self.q[b:b + w].T)
+            return torch._int_mm(a, self.q[b:b + w].T, out=out) if out is not None else torch._int_mm(a, self.q[b:b + w].T)
         rhs = self.l[b:b + w].T
         return torch.matmul(a, rhs, out=out) if out is not None else a @ rhs
 
@@ -89,6 +90,11 @@ class GramCopy:
                 self.q[r] = q.to(torch.int8)
             else:
                 self.l[r] = xr.to(self.l.dtype)
+
+
+def _block_buffer(gc: GramCopy, rows: int, cols: int) -> torch.Tensor:
+    dtype = torch.int32 if gc.kind == "int8" else gc.l.dtype
+    return torch.empty(rows, cols, dtype=dtype, device=gc.x.device)
 
 
 def _as_gram(x) -> GramCopy:
@@ -109,7 +115,7 @@ def scan_upper(xl, t: float, rows: int = 2048, cols: int = 16384, stop=None, on_
     dev = gc.x.device
     lev = gc.level(t)
     cols = max(TILE, cols - cols % TILE)
-    buf = None if gc.kind == "int8" else torch.empty(rows, cols, dtype=gc.l.dtype, device=dev)
+    buf = _block_buffer(gc, rows, cols)
     keys = []
     done = 0
     for a in range(0, n, rows):
@@ -143,12 +149,14 @@ def scan_rows(xl, idx: torch.Tensor, t: float, rows: int = 2048, cols: int = 163
     n = gc.x.shape[0]
     lev = gc.level(t)
     cols = max(TILE, cols - cols % TILE)
+    buf = _block_buffer(gc, rows, cols)
     keys = []
     for a in range(0, len(idx), rows):
         ri = idx[a:a + rows]
         q = gc.rows(ri)
         for b in range(0, n, cols):
-            G = gc.block(q, b, min(cols, n - b))
+            w = min(cols, n - b)
+            G = gc.block(q, b, w, out=buf[:len(ri), :w] if w == cols else None)
             own = (ri >= b) & (ri < b + G.shape[1])
             if own.any():
                 r = own.nonzero(as_tuple=True)[0]
