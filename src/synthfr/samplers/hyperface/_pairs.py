@@ -114,13 +114,13 @@ def hinge_steps(cfg, x: torch.Tensor, pi: torch.Tensor, pj: torch.Tensor, *, flo
     if len(pi) == 0:
         return steps, -2.0
     n = x.shape[0]
-    if gal is not None and alpha > 0:
-        u = None  # every point is pulled towards the gallery: all rows take part
-        xu, li, lj = x, pi, pj
-    else:
-        u, inv = torch.unique(torch.cat([pi, pj]), return_inverse=True)
-        li, lj = inv[: len(pi)], inv[len(pi):]
-        xu = x[u]
+    u = None  # None: the steps work on x itself (every row has a slot; rows in no pair never move)
+    xu, li, lj = x, pi, pj
+    if gal is None or alpha <= 0:  # (with a regulariser every point is pulled towards the gallery)
+        rows, inv = torch.unique(torch.cat([pi, pj]), return_inverse=True)
+        if len(rows) <= n // 2:  # a compact copy of the listed rows; past half of N, x itself costs less memory
+            u, li, lj = rows, inv[: len(pi)], inv[len(pi):]
+            xu = x[u]
     m_rows = xu.shape[0]
     crow, col, _ = _csr_pattern(torch.cat([li, lj]), torch.cat([lj, li]), m_rows)  # W is symmetric
     # three buffers of the moving rows (points, momentum, gradient/step), updated in place: memory 3 × |rows| × D
