@@ -13,14 +13,16 @@ Objective (the same as HyperFace): make the largest pairwise cosine as small as 
   (a retraction). Gram products in bfloat16 on CPU for D ≥ 256 and on CUDA (``gram_dtype``); the best iterate is
   returned, its maximum re-measured in float32. Optionally (``polish`` > 0, no regulariser) the last part of the
   budget polishes the tightest pairs on exact neighbour lists (the pairs mode below); off by default (slower).
-* :mod:`._pairs` (``dense_max`` < N ≤ ``pairs_max``, e.g. 2·10^5): neighbour lists, as in molecular dynamics. An
-  exact blockwise pass lists every pair above a threshold a little below the maximum (about ``list_pairs × N``
-  pairs), then ``list_steps`` hinge steps run on the listed pairs only (gathers and scatter-adds, not N²
-  products); the next pass re-lists and measures the true maximum.
-* :mod:`._verlet` (N > ``pairs_max``, e.g. 10^6, ``large_mode: verlet``, the default): **one** exact listing
-  pass in bfloat16 (blockwise, read through tile maxima), then the pairs mode's hinge steps on the list; instead
-  of further passes, every row's path length is tracked and only the rows that moved far enough to meet an
-  unlisted pair are re-scanned against all rows. Ends with a certified upper bound of the all-pairs maximum.
+* :mod:`._pairs` (``dense_max`` < N ≤ ``pairs_max``; off by default: ``pairs_max`` = ``dense_max``): neighbour
+  lists, as in molecular dynamics. An exact blockwise pass lists every pair above a threshold a little below the
+  maximum (about ``list_pairs × N`` pairs), then ``list_steps`` hinge steps run on the listed pairs only (sparse
+  products, not N² ones); the next pass re-lists and measures the true maximum.
+* :mod:`._verlet` (N > ``pairs_max``, i.e. above 40,000 by default, ``large_mode: verlet``): an exact listing
+  pass (int8 products with one scale on CPU, bfloat16 on GPUs; blockwise, read through tile maxima), then hinge
+  steps on the list; instead of re-listing after every few steps, every row's path length is tracked and only
+  the rows that moved far enough to meet an unlisted pair are re-scanned against all rows; a new pass runs only
+  when the list is exhausted and the budget pays for one. Ends with a certified upper bound of the all-pairs
+  maximum (``certified_max_cos``).
 * :mod:`._lsh` (``large_mode: lsh``): no all-pairs pass at all. Neighbour lists are filled from
   locality-sensitive hashing: each table hashes every point by cross-polytope LSH (argmax of ± random
   projections, two levels), sorts the points by hash and computes the exact Gram block of every run of

@@ -309,9 +309,10 @@ def run_verlet(cfg, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, see
         touch = moved_mask[st["pi"]] | moved_mask[st["pj"]]  # the cached cosines that changed
         c[touch] = pair_cos(x, st["pi"][touch], st["pj"][touch])
         # re-scan the rows that have moved far enough to matter, against all rows, when that costs at most what
-        # the steps just took
+        # the steps just took and fits in the budget (the 200k acceptance run overran by 59 s before this check)
         movers = (path > r0()).nonzero(as_tuple=True)[0]
-        if len(movers) and st["row_s"] * len(movers) <= budget.elapsed() - t_round:
+        cost = st["row_s"] * len(movers)
+        if len(movers) and cost <= budget.elapsed() - t_round and cost <= budget.left():
             rescan(movers)
         rounds += 1
         history.append([round(budget.elapsed(), 2), steps, m_list, int(len(st["keys"])), int(len(movers))])
