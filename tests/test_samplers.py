@@ -158,6 +158,8 @@ def test_collect_pairs_matches_brute_force():
     want = {(i, j) for i, j in zip(*np.nonzero(np.triu(g, 1) > 0.5))}
     i, j, m, _ = _collect_pairs(torch.from_numpy(x), 0.5, torch.float32, rows=128, cols=256)
     assert set(zip(i.tolist(), j.tolist())) == want and len(i) == len(want)
+    i2, j2, _, _ = _collect_pairs(torch.from_numpy(x), 0.5, torch.float32, rows=300, cols=64)  # rows > cols
+    assert set(zip(i2.tolist(), j2.tolist())) == want and len(i2) == len(want)
     assert m == pytest.approx(rows.max(), abs=1e-5)
 
 

@@ -31,9 +31,9 @@ def collect_pairs(x: torch.Tensor, t: float, dtype: torch.dtype, rows: int = 409
         for b in range(a, n, cols):
             w = min(cols, n - b)
             G = torch.matmul(xa, xl[b:b + w].T, out=buf[:xa.shape[0], :w]) if w == cols else xa @ xl[b:b + w].T
-            if b == a:  # the block holding the diagonal: keep j > i only
-                ii = torch.arange(G.shape[0], device=x.device).unsqueeze(1)
-                jj = torch.arange(G.shape[1], device=x.device).unsqueeze(0)
+            if b < a + xa.shape[0]:  # a block crossing the diagonal (any, when rows > cols): keep j > i only
+                ii = torch.arange(a, a + G.shape[0], device=x.device).unsqueeze(1)
+                jj = torch.arange(b, b + G.shape[1], device=x.device).unsqueeze(0)
                 G.masked_fill_(jj <= ii, -2.0)
             m = max(m, float(G.max()))
             r, c = tile_hits(G, t)
