@@ -9,7 +9,8 @@ import torch
 from synthfr.samplers import create_sampler, sample_stats
 from synthfr.samplers.geometry import pair_stats, sampled_pair_stats
 from synthfr.samplers.hyperface import _lsh, _pairs
-from synthfr.samplers.hyperface._lsh import bucket_pairs, list_threshold, lsh_codes, lsh_table, split_keys
+from synthfr.samplers.hyperface._common import list_threshold, split_keys
+from synthfr.samplers.hyperface._lsh import bucket_pairs, lsh_codes, lsh_table
 
 
 def unit(n, d, seed=0):

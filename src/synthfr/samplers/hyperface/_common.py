@@ -1,4 +1,5 @@
-"""Pieces shared by the packer's modes: precision, trust region, gallery pull, initial points, budget, progress."""
+"""Pieces shared by the packer's modes: precision, trust region, gallery pull, initial points, budget, progress,
+neighbour-list thresholds and pair keys."""
 from __future__ import annotations
 
 import math
@@ -184,3 +185,31 @@ def max_cos(x: torch.Tensor, chunk: int) -> float:
         G[r, r + a] = -2.0
         m = max(m, float(G.max()))
     return m
+
+
+def split_keys(keys: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair keys ``i·n + j`` (sorted, deduplicated lists) back into their rows ``i`` and ``j``."""
+    return keys // n, keys % n
+
+
+@torch.no_grad()
+def list_threshold(x: torch.Tensor, per_id: float, seed: int, rows: int = 256) -> float:
+    """The cosine above which about ``per_id`` pairs per identity lie, from ``rows`` random rows against all rows
+    (each row's top-k kept blockwise; in ``x``'s precision: the threshold only selects candidates)."""
+    n = x.shape[0]
+    k = max(8, int(8 * per_id))  # per row: rows with more than k pairs above t are rare (Poisson tail)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "hyperface-lsh-threshold"))
+    idx = torch.randperm(n, generator=gen)[: min(rows, n)].to(x.device)
+    q = x[idx]
+    top = torch.full((len(idx), k), -2.0, device=x.device)
+    for b in range(0, n, 65536):
+        g = (q @ x[b:b + 65536].T).float()
+        own = (idx >= b) & (idx < b + 65536)
+        if own.any():
+            r = own.nonzero(as_tuple=True)[0]
+            g[r, idx[r] - b] = -2.0
+        top = torch.cat([top, g], 1).topk(k, dim=1).values
+    # a pair is seen from both of its rows: per_id pairs per identity = 2·per_id values per row above t
+    vals = top.flatten().sort(descending=True).values
+    pos = min(len(vals) - 1, int(2 * per_id * len(idx)))
+    return float(vals[pos])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from synthfr.samplers.geometry import sampled_pair_stats
-from synthfr.samplers.hyperface._common import Bar, Budget, low_dtype, nearest_gallery
+from synthfr.samplers.hyperface._common import Bar, Budget, list_threshold, low_dtype, nearest_gallery, split_keys
 from synthfr.samplers.hyperface._pairs import hinge_steps, pair_cos
 from synthfr.utils.seeds import derive_seed
 
@@ -99,33 +99,6 @@ def lsh_dims(dims, n: int, bucket: int) -> tuple[int, ...]:
         d = max(2, round((n / max(bucket, 1)) ** 0.5 / 2))
         return (d, d)
     return tuple(int(k) for k in dims)
-
-
-def split_keys(keys: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return keys // n, keys % n
-
-
-@torch.no_grad()
-def list_threshold(x: torch.Tensor, per_id: float, seed: int, rows: int = 256) -> float:
-    """The cosine above which about ``per_id`` pairs per identity lie, from ``rows`` random rows against all rows
-    (each row's top-k kept blockwise; in ``x``'s precision: the threshold only selects candidates)."""
-    n = x.shape[0]
-    k = max(8, int(8 * per_id))  # per row: rows with more than k pairs above t are rare (Poisson tail)
-    gen = torch.Generator().manual_seed(derive_seed(seed, "hyperface-lsh-threshold"))
-    idx = torch.randperm(n, generator=gen)[: min(rows, n)].to(x.device)
-    q = x[idx]
-    top = torch.full((len(idx), k), -2.0, device=x.device)
-    for b in range(0, n, 65536):
-        g = (q @ x[b:b + 65536].T).float()
-        own = (idx >= b) & (idx < b + 65536)
-        if own.any():
-            r = own.nonzero(as_tuple=True)[0]
-            g[r, idx[r] - b] = -2.0
-        top = torch.cat([top, g], 1).topk(k, dim=1).values
-    # a pair is seen from both of its rows: per_id pairs per identity = 2·per_id values per row above t
-    vals = top.flatten().sort(descending=True).values
-    pos = min(len(vals) - 1, int(2 * per_id * len(idx)))
-    return float(vals[pos])
 
 
 def run_lsh(cfg, x: torch.Tensor, gal: torch.Tensor | None, alpha: float, seed: int):

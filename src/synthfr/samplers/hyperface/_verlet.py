@@ -26,8 +26,8 @@ import math
 
 import torch
 
-from synthfr.samplers.hyperface._common import TILE, Bar, Budget, gram_margin, low_dtype, nearest_gallery, tile_hits
-from synthfr.samplers.hyperface._lsh import list_threshold, split_keys
+from synthfr.samplers.hyperface._common import (TILE, Bar, Budget, gram_margin, list_threshold, low_dtype,
+                                                nearest_gallery, split_keys, tile_hits)
 from synthfr.samplers.hyperface._pairs import hinge_steps, pair_cos
 
 #: pairs this far below the hinge floor take part in a round's steps (a Verlet skin)
