@@ -55,6 +55,24 @@ def tile_hits(G: torch.Tensor, t: float, tile: int = TILE) -> tuple[torch.Tensor
     return hit[nz[:, 0], 0], hit[nz[:, 0], 1] * tile + nz[:, 1]
 
 
+def upper_blocks(n: int, rows: int, cols: int, block, low, device, stop=None):
+    """Walk the upper triangle of an ``n × n`` Gram matrix block by block: yields ``(a, b, G)`` with ``G`` the
+    product of rows ``a:a+rows`` and columns ``b:b+cols`` (``block(a, b, w)`` computes it, e.g. into a reused
+    buffer), its entries on and below the diagonal set to ``low``. ``stop()`` is asked before each row block."""
+    for a in range(0, n, rows):
+        if stop is not None and stop():
+            return
+        ra = min(rows, n - a)
+        for b in range(a, n, cols):
+            w = min(cols, n - b)
+            G = block(a, b, w)
+            if b < a + ra:  # a block crossing the diagonal (any, when rows > cols): keep j > i only
+                ii = torch.arange(a, a + ra, device=device).unsqueeze(1)
+                jj = torch.arange(b, b + w, device=device).unsqueeze(0)
+                G.masked_fill_(jj <= ii, low)
+            yield a, b, G
+
+
 def clip_rows(v: torch.Tensor, max_norm: float) -> torch.Tensor:
     n = v.norm(dim=1, keepdim=True)
     return v * (max_norm / n.clamp_min(max_norm))

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from synthfr.samplers.hyperface._common import Bar, Budget, low_dtype, nearest_gallery, pull, tile_hits
+from synthfr.samplers.hyperface._common import Bar, Budget, low_dtype, nearest_gallery, pull, tile_hits, upper_blocks
 from synthfr.utils.seeds import derive_seed
 
 #: rows per chunk of the in-place tangent projection (no full-size temporary)
@@ -26,29 +26,26 @@ def collect_pairs(x: torch.Tensor, t: float, dtype: torch.dtype, rows: int = 409
     count = 0
     m = -2.0
     buf = torch.empty(rows, cols, dtype=xl.dtype, device=x.device)  # reused: no page faults per block
-    for a in range(0, n, rows):
+
+    def block(a: int, b: int, w: int) -> torch.Tensor:
         xa = xl[a:a + rows]
-        for b in range(a, n, cols):
-            w = min(cols, n - b)
-            G = torch.matmul(xa, xl[b:b + w].T, out=buf[:xa.shape[0], :w]) if w == cols else xa @ xl[b:b + w].T
-            if b < a + xa.shape[0]:  # a block crossing the diagonal (any, when rows > cols): keep j > i only
-                ii = torch.arange(a, a + G.shape[0], device=x.device).unsqueeze(1)
-                jj = torch.arange(b, b + G.shape[1], device=x.device).unsqueeze(0)
-                G.masked_fill_(jj <= ii, -2.0)
-            m = max(m, float(G.max()))
-            r, c = tile_hits(G, t)
-            if len(r):
-                fi.append(r + a)
-                fj.append(c + b)
-                fv.append(G[r, c].float())
-                count += len(r)
-            if cap is not None and count > cap:
-                i, j, v = torch.cat(fi), torch.cat(fj), torch.cat(fv)
-                top = torch.topk(v, cap // 2)
-                t = float(top.values[-1])
-                keep = v > t
-                fi, fj, fv = [i[keep]], [j[keep]], [v[keep]]
-                count = int(keep.sum())
+        return torch.matmul(xa, xl[b:b + w].T, out=buf[:xa.shape[0], :w]) if w == cols else xa @ xl[b:b + w].T
+
+    for a, b, G in upper_blocks(n, rows, cols, block, -2.0, x.device):
+        m = max(m, float(G.max()))
+        r, c = tile_hits(G, t)
+        if len(r):
+            fi.append(r + a)
+            fj.append(c + b)
+            fv.append(G[r, c].float())
+            count += len(r)
+        if cap is not None and count > cap:
+            i, j, v = torch.cat(fi), torch.cat(fj), torch.cat(fv)
+            top = torch.topk(v, cap // 2)
+            t = float(top.values[-1])
+            keep = v > t
+            fi, fj, fv = [i[keep]], [j[keep]], [v[keep]]
+            count = int(keep.sum())
     if not fi:
         e = torch.empty(0, dtype=torch.long, device=x.device)
         return e, e, m, t

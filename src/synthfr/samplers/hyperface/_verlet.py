@@ -27,7 +27,7 @@ import math
 import torch
 
 from synthfr.samplers.hyperface._common import (TILE, Bar, Budget, gram_margin, list_threshold, low_dtype,
-                                                nearest_gallery, split_keys, tile_hits)
+                                                nearest_gallery, split_keys, tile_hits, upper_blocks)
 from synthfr.samplers.hyperface._pairs import hinge_steps, pair_cos
 
 #: pairs this far below the hinge floor take part in a round's steps (a Verlet skin)
@@ -118,24 +118,19 @@ def scan_upper(xl, t: float, rows: int = 2048, cols: int = 16384, stop=None, on_
     buf = _block_buffer(gc, rows, cols)
     keys = []
     done = 0
-    for a in range(0, n, rows):
-        if stop is not None and stop():
-            break
+
+    def block(a: int, b: int, w: int) -> torch.Tensor:
         xa = gc.rows(slice(a, a + rows))
-        ra = xa.shape[0]
-        for b in range(a, n, cols):
-            w = min(cols, n - b)
-            G = gc.block(xa, b, w, out=buf[:ra, :w] if buf is not None and w == cols else None)
-            if b < a + ra:  # a block crossing the diagonal: keep j > i only
-                ii = torch.arange(a, a + ra, device=dev).unsqueeze(1)
-                jj = torch.arange(b, b + w, device=dev).unsqueeze(0)
-                G.masked_fill_(jj <= ii, gc.low)
-            r, c = tile_hits(G, lev)
-            if len(r):
-                keys.append((r + a) * n + (c + b))
-        done = min(n, a + rows)
-        if on_rows is not None:
-            on_rows(done)
+        return gc.block(xa, b, w, out=buf[:xa.shape[0], :w] if w == cols else None)
+
+    for a, b, G in upper_blocks(n, rows, cols, block, gc.low, dev, stop):
+        r, c = tile_hits(G, lev)
+        if len(r):
+            keys.append((r + a) * n + (c + b))
+        if b + cols >= n:  # the row block's last column block: all its pairs are seen
+            done = min(n, a + rows)
+            if on_rows is not None:
+                on_rows(done)
     if not keys:
         return torch.empty(0, dtype=torch.long, device=dev), done
     return torch.sort(torch.cat(keys)).values, done
