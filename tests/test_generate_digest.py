@@ -127,8 +127,9 @@ def _scenario(name: str, tmp: Path) -> None:
 
 
 #: Digests recorded from main at b63e77d (before the redesign) with ``python tests/test_generate_digest.py``;
-#: the two ``v2-*`` scenarios re-recorded when new synthfr-v2 weights shipped (step 3,080 + pose calibration,
-#: session 5): the weights changed, not the generation code (the pattern scenarios pin the code).
+#: the two ``v2-*`` scenarios re-recorded whenever new synthfr-v2 weights shipped (session 5: step 3,080 + pose
+#: calibration; session 7: step 7,394): the weights (and the weights' digest in the config) changed, not the
+#: generation code (the pattern scenarios, unchanged, pin the code).
 EXPECTED: dict[str, dict[str, str]] = {
     'pattern-sigma-filter': {
         "config": "41af6240f3791c8f0361066cda7b75838c99764e13b2f60d1ec26182d5fcdd94",
@@ -149,16 +150,16 @@ EXPECTED: dict[str, dict[str, str]] = {
         "manifest": "1db811ea7c2a03823b2353982842bd9827107fd1a071b62ff9b99b89d863e3ca"
     },
     'v2-noise': {
-        "config": "e5a483951f0d92bbad83d8a46211674d1a85ac630cccca05040bfcee0b1db883",
+        "config": "6cbf6c0f13e86c6723e41618e2854f296c8e9a3eb869ce892172cf54e62255a4",
         "identities": "9d45ef065d230df2f3b8b0e26fd8e49b86f9566401608a643398a302fe9df37b",
-        "images": "a91ae7a6d73dc49cc2fed65048a8efe429c57882404a0987699a8dea3d0a361d",
-        "manifest": "55e04ae31151c3521a61aa8c00cbd575d021b16adf7c17245b376f8b16291a7b"
+        "images": "576897d13d2bc2f378c188eeb16d269b864de11fa49cb6a19447bd4e01803afc",
+        "manifest": "1e3a9a08ea0056253c74e03e7e170f95637602c9388fdeb915429940a1f4130c"
     },
     'v2-attrop': {
-        "config": "58e93a8caf0ade086572e2a8313e46f798324e1aa191323f93c1b2c563a38ffa",
+        "config": "d1c6236a6f1bf5ef0f9a03cd3f58d4bf1fdfc52596cdc556b1d706e111dc5a82",
         "identities": "36057d0879eea8810dcb584c404be6452e582b8d56ffbba7fa47cd0596e6925f",
-        "images": "99af3d8430c3632a82653d941473f2c9c80fcbeb3df96c948679b700438f1b42",
-        "manifest": "db6ef82ca6e65bae6334fc3bb2bcbddcd9acf71103e2323a190a6111e0b37de9"
+        "images": "fa789108554df85097e20c0cd4f2c8587aa68d9324399dde5a0b28412b578436",
+        "manifest": "e0cbf5b4d861777c2fff896b7dfa9971b5c336cd421ede42986c31663aadd192"
     },
 }
 
