@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,16 @@ def test_trainer_resume_is_exact(tmp_path):
     # a finished run refuses to be overwritten without --resume
     with pytest.raises(ValueError, match="--resume"):
         train_generator(_cfg(tmp_path, tmp_path / "a", max_steps=6), progress=False)
+    # CPU time goes on across the resume; a checkpoint from before it was recorded counts from its step on
+    assert b["cpu_s"] > 0 and b["cpu_s_from_step"] == 0
+    info = json.loads((tmp_path / "b" / "latest.json").read_text())
+    state = json.loads((tmp_path / "b" / info["state"]).read_text())
+    assert state["cpu_s"] >= b["cpu_s"] - 1.0 and state["cpu_s_from_step"] == 0
+    for k in ("cpu_s", "cpu_s_from_step"):
+        del state[k]
+    (tmp_path / "b" / info["state"]).write_text(json.dumps(state))
+    c = train_generator(_cfg(tmp_path, tmp_path / "b", max_steps=5), resume=True, progress=False)
+    assert c["step"] == 5 and c["cpu_s_from_step"] == 4
 
 
 def _write_tiny_weights(folder: Path, **extra) -> None:
@@ -240,6 +251,10 @@ def test_init_from_and_centred_identity(tmp_path):
     cfg = json.loads((export_generator(tmp_path / "d", tmp_path / "dw") / "config.json").read_text())
     assert [(r["run"], r["steps"]) for r in cfg["lineage"]] == [("a", 2), ("d", 3)]
     assert cfg["trained_steps"] == 3 and cfg["total_steps"] == 5 and cfg["lineage"][1]["id_space"] == "centred"
+    # CPU time, not wall time, is the training budget: counted from step 0 here, and never more than the wall
+    # time times the threads the process may use
+    assert cfg["lineage"][0]["training_cpu_hours"] is not None and "cpu_hours_from_step" not in cfg
+    assert 0 <= cfg["training_cpu_hours"] <= cfg["training_hours"] * (os.cpu_count() or 1) + 1e-3
     with pytest.raises(ValueError, match="id_space"):
         train_generator(_cfg(tmp_path, tmp_path / "e", max_steps=2, sample_every=0, id_space="nope"), progress=False)
 

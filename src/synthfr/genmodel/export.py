@@ -49,6 +49,7 @@ def export_generator(run: str | Path, out: str | Path | None = None, *, ema: boo
         "generator": name, "embedder": tcfg.get("embedder", "dlib-torch"), "dim": g.cfg.cond_dim,
         "model": g.cfg.to_json(), "weights": "ema" if ema else "raw", "dtype": "float16" if half else "float32",
         "trained_steps": int(state["step"]), "training_hours": round(float(state.get("elapsed_s", 0)) / 3600, 3),
+        **_cpu_hours(state),
         "batch_size": tcfg.get("batch_size"), "n_train_images": state.get("n_train"),
         "data": tcfg.get("data"), "lineage": lineage,
         "total_steps": sum(r["steps"] for r in lineage),
@@ -56,6 +57,17 @@ def export_generator(run: str | Path, out: str | Path | None = None, *, ema: boo
     })
     for f in files:
         (out / f).chmod(0o644)  # package data must be world-readable (temporary files are created 0600)
+    return out
+
+
+def _cpu_hours(state: dict[str, Any]) -> dict[str, Any]:
+    """``training_cpu_hours`` (the process's CPU time; ``training_hours`` is wall time, which also counts pauses
+    and time the cores gave other jobs) and, when the run began counting only at a resume, from which step."""
+    if "cpu_s" not in state:
+        return {"training_cpu_hours": None}
+    out: dict[str, Any] = {"training_cpu_hours": round(float(state["cpu_s"]) / 3600, 3)}
+    if int(state.get("cpu_s_from_step", 0)):
+        out["cpu_hours_from_step"] = int(state["cpu_s_from_step"])
     return out
 
 
@@ -81,7 +93,7 @@ def _lineage(run: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
             cur_state = got[1]
         c = cur_state["config"]
         chain.append({"run": cur.name, "steps": int(cur_state["step"]), "id_space": c.get("id_space", "raw"),
-                      "hours": round(float(cur_state.get("elapsed_s", 0)) / 3600, 3)})
+                      "hours": round(float(cur_state.get("elapsed_s", 0)) / 3600, 3), **_cpu_hours(cur_state)})
         parent = c.get("init_from")
         cur, cur_state = (Path(parent) if parent else None), None
     return chain[::-1]

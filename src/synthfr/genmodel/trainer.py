@@ -124,6 +124,10 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
     optD = torch.optim.AdamW(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.99), weight_decay=0.0)
     step = 0
     elapsed_total = 0.0
+    # Wall time keeps counting while the process is paused (SIGSTOP) or shares its cores; the process's own CPU
+    # time does not, so "CPU-hours of training" is cpu_s. Checkpoints written before it existed count it from
+    # the step they resumed at (cpu_s_from_step).
+    cpu_total, cpu_from = 0.0, 0
     if got is not None:
         tensors, state = got
         load_module(G, "G", tensors)
@@ -133,6 +137,8 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
         load_optimizer(optD, "optD", tensors, state["optD"], dev)
         step = int(state["step"])
         elapsed_total = float(state.get("elapsed_s", 0.0))
+        cpu_total = float(state.get("cpu_s", 0.0))
+        cpu_from = int(state.get("cpu_s_from_step", 0)) if "cpu_s" in state else step
         if state.get("data_fingerprint") not in (None, data.fingerprint):
             print("train-generator: warning: the training data differ from those of the checkpoint")
     if got is None and cfg.init_from:
@@ -157,10 +163,12 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
         tensors.update(td)
         save_checkpoint(out, step, tensors, {"step": step, "config": config_to_json(cfg), "optG": mg, "optD": md,
                                              "elapsed_s": elapsed_total + (time.time() - t_start),
+                                             "cpu_s": cpu_total + (time.process_time() - c_start),
+                                             "cpu_s_from_step": cpu_from,
                                              "data_fingerprint": data.fingerprint,
                                              "n_train": int(len(data.train_idx)), "n_val": int(len(data.val_idx))})
 
-    t_start = time.time()
+    t_start, c_start = time.time(), time.process_time()
     last_ckpt = t_start
     bar = None
     if progress:
@@ -338,6 +346,7 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             bar.close()
     checkpoint()
     return {"step": step, "out": str(out), "last": last, "elapsed_s": elapsed_total + time.time() - t_start,
+            "cpu_s": cpu_total + time.process_time() - c_start, "cpu_s_from_step": cpu_from,
             "stopped_by_signal": stop.flag}
 
 

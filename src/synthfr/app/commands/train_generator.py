@@ -135,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{cfg.out} has no checkpoint to resume; pass --data to start a run")
         cfg = dataclasses.replace(cfg, data=got[1]["config"]["data"])
     summary = train_generator(cfg, resume=job.resume, progress=not args.no_progress)
+    since = f" since step {summary['cpu_s_from_step']}" if summary["cpu_s_from_step"] else ""
     print(f"train-generator: step {summary['step']} in {summary['out']} "
-          f"({summary['elapsed_s'] / 3600:.2f} h of training so far); last losses: "
+          f"({summary['elapsed_s'] / 3600:.2f} h of wall time, {summary['cpu_s'] / 3600:.2f} CPU-hours{since}); "
+          "last losses: "
           + ", ".join(f"{k}={v:.4f}" for k, v in summary["last"].items()))
     return 0
