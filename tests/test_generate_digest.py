@@ -128,7 +128,7 @@ def _scenario(name: str, tmp: Path) -> None:
 
 #: Digests recorded from main at b63e77d (before the redesign) with ``python tests/test_generate_digest.py``;
 #: the two ``v2-*`` scenarios re-recorded whenever new synthfr-v2 weights shipped (session 5: step 3,080 + pose
-#: calibration; session 7: step 7,394): the weights (and the weights' digest in the config) changed, not the
+#: calibration; session 7: step 7,394; session 8: step 10,903): the weights (and the weights' digest in the config) changed, not the
 #: generation code (the pattern scenarios, unchanged, pin the code).
 EXPECTED: dict[str, dict[str, str]] = {
     'pattern-sigma-filter': {
@@ -150,16 +150,16 @@ EXPECTED: dict[str, dict[str, str]] = {
         "manifest": "1db811ea7c2a03823b2353982842bd9827107fd1a071b62ff9b99b89d863e3ca"
     },
     'v2-noise': {
-        "config": "6cbf6c0f13e86c6723e41618e2854f296c8e9a3eb869ce892172cf54e62255a4",
+        "config": "4e3ed0c699ab8add6a5c23b46318e233c4260f010a71026a7f6fd6e21d1cf69f",
         "identities": "9d45ef065d230df2f3b8b0e26fd8e49b86f9566401608a643398a302fe9df37b",
-        "images": "576897d13d2bc2f378c188eeb16d269b864de11fa49cb6a19447bd4e01803afc",
-        "manifest": "1e3a9a08ea0056253c74e03e7e170f95637602c9388fdeb915429940a1f4130c"
+        "images": "de2e5b31cf01f3ebc417649400302f201eb664244767f8c8aee2b723959add1c",
+        "manifest": "f093e97f2e8deca1475b63d99c38f50898f0424793a3bc8e0a73bb6bbc7f36c7"
     },
     'v2-attrop': {
-        "config": "d1c6236a6f1bf5ef0f9a03cd3f58d4bf1fdfc52596cdc556b1d706e111dc5a82",
+        "config": "2db6f20808a1ba161b50ba18d3f9fb72aa3d950a6ea4ed98882395cdc3ca5c31",
         "identities": "36057d0879eea8810dcb584c404be6452e582b8d56ffbba7fa47cd0596e6925f",
-        "images": "fa789108554df85097e20c0cd4f2c8587aa68d9324399dde5a0b28412b578436",
-        "manifest": "e0cbf5b4d861777c2fff896b7dfa9971b5c336cd421ede42986c31663aadd192"
+        "images": "3cff8e802ef2758cad94e5d5f1bbf46bc2ea2955fd97d1e3f13d5aee37ba2a61",
+        "manifest": "19f1c6f2fe5f9c0db3136d2c6ab3658e8b919563fc7911ad3c8aeccc24147f59"
     },
 }
 
