@@ -129,6 +129,13 @@ class GenTrainConfig:
     attr_yaw_range: float = 45.0
     """Image-less conditions request, half of the time, a yaw drawn uniformly within ± this many degrees (with
     ``w_attr``): pose range beyond the mostly frontal training photos."""
+    warp_p: float = 0.0
+    """Share of real training photos whose head is turned in 3-D before use (``genmodel/warp.py``: a generic
+    depth-map warp): the target, the encoder's input and the identity/perceptual targets are the turned photo,
+    its yaw label moves by ``YAW_GAIN``·angle, its identity condition stays; the discriminator sees real photos
+    only, and pixels the warp fills from outside the image are left out of the pixel loss. 0 = off."""
+    warp_yaw: float = 30.0
+    """Turn angles are drawn uniformly within ± this many degrees (at most 35: the depth map folds beyond)."""
 
 
 def config_to_json(cfg: GenTrainConfig) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from synthfr.genmodel.train_data import (TrainData, batch_attributes, embed_with
                                          prepare_conditioning, prepare_data)
 from synthfr.genmodel.train_steps import (batch_indices, jitter_grid, lr_factor, perceptual, samples_and_val,
                                           synthetic_conditions, to_float)
+from synthfr.genmodel.warp import MAX_YAW, YAW_GAIN, yaw_warp
 from synthfr.utils.run_dir import append_csv_row, truncate_csv
 from synthfr.utils.seeds import derive_seed
 
@@ -183,6 +184,9 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
         from synthfr.face.pose import load_pose_estimator
 
         pose_net = load_pose_estimator(device=dev)
+    if cfg.warp_p > 0 and not 0 < cfg.warp_yaw <= MAX_YAW:
+        raise ValueError(f"warp_yaw must be in (0, {MAX_YAW:g}] degrees (the depth map folds beyond), "
+                         f"got {cfg.warp_yaw:g}")
     balance = None
     if cfg.pose_balance > 0:
         if data.attrs is None:
@@ -210,11 +214,18 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             x = to_float(data.images[idx], dev)
             x = torch.where(flip.to(dev)[:, None, None, None], x.flip(-1), x)
             cond = data.emb[idx, flip.long()]
+            x_real, valid = x, None
+            if cfg.warp_p > 0:  # turn some heads in 3-D: poses the photos lack, same identity condition
+                turned = torch.rand(bs, generator=g) < cfg.warp_p
+                deg = torch.where(turned, (torch.rand(bs, generator=g) * 2 - 1) * cfg.warp_yaw, torch.zeros(bs))
+                x, valid = yaw_warp(x, deg.to(dev), return_valid=True)
             if data.cond_id is not None:
                 own = torch.rand(bs, generator=g) < cfg.own_cond_p
                 cond = torch.where(own[:, None], cond, data.cond_id[idx])
             cond = cond.to(dev)
             attrs = batch_attributes(data, idx, flip, cfg, g)
+            if cfg.warp_p > 0 and attrs is not None:
+                attrs[:, 0] = attrs[:, 0] + YAW_GAIN * deg  # NaN (unknown or hidden) stays NaN
             full = torch.rand(bs, generator=g) < cfg.p_full_mask
             ratio = torch.where(full, torch.ones(bs), cfg.min_mask + (1 - cfg.min_mask) * torch.rand(bs, generator=g))
             noise = torch.randn(bs, cfg.model.z_dim, generator=g)
@@ -240,7 +251,10 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
 
             y, aux = G.forward_train(cond, x, ratio.to(dev), noise.to(dev), mask_noise.to(dev),
                                      None if attrs is None else attrs.to(dev))
-            pix = (y - x).abs().mean()
+            if valid is None:
+                pix = (y - x).abs().mean()
+            else:  # border pixels a warp filled from outside the image are not evidence of anything
+                pix = ((y - x).abs() * valid).sum() / (valid.sum() * x.shape[1]).clamp_min(1)
             kl = aux["kl"].mean()
             loss = cfg.w_pix * pix + cfg.w_kl * kl
             logs = {"pix": float(pix.detach()), "kl": float(kl.detach())}
@@ -311,7 +325,7 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             optG.step()
             if use_gan:
                 fake = y.detach() if ys is None else torch.cat([y.detach(), ys.detach()])
-                dl = F.relu(1 - D(x)).mean() + F.relu(1 + D(fake)).mean()
+                dl = F.relu(1 - D(x_real)).mean() + F.relu(1 + D(fake)).mean()
                 optD.zero_grad(set_to_none=True)
                 dl.backward()
                 optD.step()
