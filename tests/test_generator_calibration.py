@@ -45,7 +45,7 @@ class _EchoGenerator:
     def __init__(self):
         self.vary, self.fixed, self.calibrate = ("pose",), {"yaw": 5.0}, "all"
 
-    def attributes(self, c, seeds):
+    def neutral_attributes(self, c, seeds):
         return torch.zeros(len(c), 9)
 
     def generate_tensor(self, c, seeds, attrs):
@@ -55,7 +55,7 @@ class _EchoGenerator:
         return img
 
 
-def test_fit_measures_each_grid_value_and_restores_the_generator(monkeypatch):
+def test_fit_measures_each_grid_value_and_leaves_the_generator_alone(monkeypatch):
     import synthfr.face.attributes as fa
 
     def fake_measure(images):  # the "renderer" turns heads 40 % as far as asked, with a wobble at one point
@@ -70,7 +70,7 @@ def test_fit_measures_each_grid_value_and_restores_the_generator(monkeypatch):
     np.testing.assert_allclose(cal["yaw_raw"], [-24, -12, 0, 7, 24])
     assert np.all(np.diff(cal["yaw_out"]) > 0)           # the wobble (12 -> 7) pooled away
     np.testing.assert_allclose(cal["pitch_out"], [-10, 0, 10], atol=1e-5)
-    assert gen.vary == ("pose",) and gen.fixed == {"yaw": 5.0} and gen.calibrate == "all"   # restored
+    assert gen.vary == ("pose",) and gen.fixed == {"yaw": 5.0} and gen.calibrate == "all"   # untouched
 
 
 def test_backend_applies_the_calibration_only_when_present_and_asked(tmp_path):

@@ -119,6 +119,18 @@ class SynthfrV2(SynthfrSmall):
                               yaw_range=self.yaw_range)
         return self.calibrated(a)
 
+    def neutral_attributes(self, conditions: Any, seeds: Any):
+        """B×A raw attributes at each identity's predicted level: no per-image variation, nothing fixed, not
+        calibrated, whatever this generator's options (what a calibration renders its grid from)."""
+        import torch
+
+        c = torch.as_tensor(as_condition_array(conditions, self.dim)) if not isinstance(conditions, torch.Tensor) \
+            else conditions
+        if c.ndim == 1:
+            c = c[None]
+        s = as_seed_array(seeds, c.shape[0])
+        return self.prior.sample(c, s.tolist(), vary=(), fixed={})
+
     def _calibrated_names(self) -> list[str]:
         """The attributes this generator maps through the calibration (by mode; those the weights calibrate)."""
         if self.calibrate == "none" or not self.calibration:

@@ -62,7 +62,8 @@ def fit_pose_calibration(generator: Any, conditions: np.ndarray, seeds: Sequence
     ``conditions`` (training-set embeddings, never evaluation data) and return the median landmark-measured value
     per input as ``{"<attr>_in": ..., "<attr>_out": ..., "<attr>_raw": ..., "faces": n}`` (``_out`` made monotone).
 
-    ``generator``: a ``synthfr-v2``-like generator with ``generate(conditions, seeds, attrs=...)`` and ``attributes``.
+    ``generator``: a ``synthfr-v2``-like generator with ``generate_tensor(conditions, seeds, attrs=...)`` and
+    ``neutral_attributes(conditions, seeds)``; its settings (vary, fixed values, calibration) are not used.
     """
     import torch
 
@@ -73,34 +74,29 @@ def fit_pose_calibration(generator: Any, conditions: np.ndarray, seeds: Sequence
     grid = dict(DEFAULT_GRID if grid is None else grid)
     c = np.asarray(conditions, np.float32)
     s = list(range(1, len(c) + 1)) if seeds is None else [int(v) for v in seeds]
-    old = (generator.vary, dict(generator.fixed), getattr(generator, "calibrate", "none"))
-    generator.vary, generator.fixed, generator.calibrate = (), {}, "none"
-    try:
-        base = generator.attributes(c, s)  # identity-linked means, no per-image deviation
-        out: dict[str, Any] = {"faces": int(len(c))}
-        for name, values in grid.items():
-            j = ATTR_INPUTS.index(name)
-            med = []
-            for v in values:
-                a = base.clone()
-                a[:, j] = float(v)
-                with torch.no_grad():
-                    img = generator.generate_tensor(torch.as_tensor(c), s, attrs=a)
-                m = measure_attributes(to_uint8_images(img))[name]
-                med.append(float(np.nanmedian(m)) if np.isfinite(m).any() else float("nan"))
-                if progress:
-                    print(f"calibration: {name} input {v:+.0f} -> {med[-1]:+.1f}", flush=True)
-            med = np.asarray(med)
-            ok = np.isfinite(med)
-            if ok.sum() < 3:
-                raise ValueError(f"pose calibration: landmarks found in too few renders for {name}; "
-                                 "pass more conditions or a narrower grid")
-            out[f"{name}_in"] = np.asarray(values, np.float32)[ok]
-            out[f"{name}_raw"] = med[ok].astype(np.float32)
-            out[f"{name}_out"] = isotonic(med[ok]).astype(np.float32)
-        return out
-    finally:
-        generator.vary, generator.fixed, generator.calibrate = old
+    base = generator.neutral_attributes(c, s)  # identity-linked means: no per-image deviation, nothing fixed
+    out: dict[str, Any] = {"faces": int(len(c))}
+    for name, values in grid.items():
+        j = ATTR_INPUTS.index(name)
+        med = []
+        for v in values:
+            a = base.clone()
+            a[:, j] = float(v)
+            with torch.no_grad():
+                img = generator.generate_tensor(torch.as_tensor(c), s, attrs=a)
+            m = measure_attributes(to_uint8_images(img))[name]
+            med.append(float(np.nanmedian(m)) if np.isfinite(m).any() else float("nan"))
+            if progress:
+                print(f"calibration: {name} input {v:+.0f} -> {med[-1]:+.1f}", flush=True)
+        med = np.asarray(med)
+        ok = np.isfinite(med)
+        if ok.sum() < 3:
+            raise ValueError(f"pose calibration: landmarks found in too few renders for {name}; "
+                             "pass more conditions or a narrower grid")
+        out[f"{name}_in"] = np.asarray(values, np.float32)[ok]
+        out[f"{name}_raw"] = med[ok].astype(np.float32)
+        out[f"{name}_out"] = isotonic(med[ok]).astype(np.float32)
+    return out
 
 
 def save_calibration(cal: dict[str, Any], folder: str | Path) -> Path:
