@@ -17,6 +17,8 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
+from synthfr.utils.io import dump_yaml, to_dict  # noqa: F401 - re-exported: the config API
+
 T = TypeVar("T")
 
 __all__ = ["to_dict", "from_dict", "load_yaml", "dump_yaml", "field_docs", "merge", "check_keys",
@@ -69,22 +71,6 @@ def check_keys(cls: type, data: Mapping[str, Any], where: str = "", owned: tuple
 #: ``field(metadata=HIDDEN)``: a field that the caller sets (e.g. the pipeline sets a stage's output folder); it
 #: is left out of dumps and of the command line.
 HIDDEN = {"hidden": True}
-
-
-def to_dict(cfg: Any) -> Any:
-    """Recursively convert dataclasses (and Paths, tuples) into YAML/JSON-friendly values (hidden fields left
-    out)."""
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg) if not f.metadata.get("hidden")}
-    if isinstance(cfg, Mapping):
-        return {str(k): to_dict(v) for k, v in cfg.items()}
-    if isinstance(cfg, (list, tuple)):
-        return [to_dict(v) for v in cfg]
-    if isinstance(cfg, Path):
-        return str(cfg)
-    if hasattr(cfg, "item") and callable(cfg.item) and getattr(cfg, "ndim", 1) == 0:  # numpy / torch scalar
-        return cfg.item()
-    return cfg
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
@@ -168,15 +154,6 @@ def load_yaml(path: str | Path, cls: type[T] | None = None) -> Any:
             raise UsageError(f"config file {path}{where}: {problem}; fix the YAML (plain YAML only: tags such as "
                              "!!python/object are refused)") from None
     return from_dict(cls, data) if cls is not None else data
-
-
-def dump_yaml(obj: Any, path: str | Path | None = None) -> str:
-    """Serialise a dataclass or mapping to YAML (and write it when ``path`` is given)."""
-    text = yaml.safe_dump(to_dict(obj), sort_keys=False, default_flow_style=None)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
-    return text
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -1,14 +1,15 @@
-"""JSON output with plain floats, and atomic file writes."""
+"""JSON and YAML output with plain values, and atomic file writes (the bottom layer: imports no other synthfr module)."""
 from __future__ import annotations
 
+import dataclasses as _dc
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-__all__ = ["to_jsonable", "write_json", "read_json", "atomic_write_bytes", "atomic_write_text", "file_sha256"]
+__all__ = ["to_dict", "dump_yaml", "to_jsonable", "write_json", "read_json", "atomic_write_bytes", "atomic_write_text", "file_sha256"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -81,3 +82,32 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def to_dict(cfg: Any) -> Any:
+    """Recursively convert dataclasses (and Paths, tuples) into YAML/JSON-friendly values (hidden fields left
+    out)."""
+    if _dc.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in _dc.fields(cfg) if not f.metadata.get("hidden")}
+    if isinstance(cfg, Mapping):
+        return {str(k): to_dict(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, Path):
+        return str(cfg)
+    if hasattr(cfg, "item") and callable(cfg.item) and getattr(cfg, "ndim", 1) == 0:  # numpy / torch scalar
+        return cfg.item()
+    return cfg
+
+
+def dump_yaml(obj: Any, path: str | Path | None = None) -> str:
+    """Serialise a dataclass or mapping to YAML (and write it when ``path`` is given)."""
+    import yaml
+
+    text = yaml.safe_dump(to_dict(obj), sort_keys=False, default_flow_style=None)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    return text
+
+

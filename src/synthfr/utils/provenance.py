@@ -53,7 +53,7 @@ def provenance() -> dict[str, Any]:
 def write_provenance(out_dir: str | Path, config: Any = None, seed: int | None = None,
                      name: str = "config.yaml") -> Path:
     """Write ``config.yaml`` in ``out_dir`` holding the resolved config, the seed and :func:`provenance`."""
-    from synthfr.config import dump_yaml, to_dict
+    from synthfr.utils.io import dump_yaml, to_dict
 
     doc = {"config": to_dict(config) if config is not None else {}, "seed": seed, "provenance": provenance()}
     path = Path(out_dir) / name
