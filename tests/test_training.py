@@ -38,8 +38,9 @@ def _losses(run):
 
 def test_kill_mid_epoch_and_resume_gives_identical_weights(toy, tmp_path):
     aug = AugmentConfig(flip=0.5, erase=0.5, rescale=0.5, jitter=0.5, blur=0.5)
+    # one thread in both processes: a float sum split over another thread count differs in the last bit
     common = dict(epochs=3, checkpoint_every=2, augment=aug, sample_rate=0.5, head="adaface",
-                  head_kwargs={"s": 16.0}, backbone_kwargs={})
+                  head_kwargs={"s": 16.0}, backbone_kwargs={}, threads=1)
     ref = train(_cfg(toy, tmp_path / "ref", **common))  # 3 steps/epoch, 9 steps
     # the same run, SIGKILLed after step 5 (mid-epoch 2; checkpoints at steps 3 (epoch end) and 4), in a subprocess with a
     # DataLoader worker, then resumed here without workers
@@ -48,7 +49,7 @@ def test_kill_mid_epoch_and_resume_gives_identical_weights(toy, tmp_path):
            "--backbone", "test_tiny", "--embedding-size", "16", "--head", "adaface", "--scale", "16",
            "--epochs", "3", "--batch-size", "8", "--lr", "0.05", "--workers", "1", "--log-every", "1",
            "--device", "cpu", "--seed", "1", "--checkpoint-every", "2", "--input-size", "32",
-           "--sample-rate", "0.5", "--quiet",
+           "--sample-rate", "0.5", "--quiet", "--threads", "1",
            "--aug-flip", "0.5", "--aug-erase", "0.5", "--aug-rescale", "0.5", "--aug-jitter", "0.5",
            "--aug-blur", "0.5"]
     env = {**os.environ, "SYNTHFR_KILL_AT_STEP": "5", "PYTHONWARNINGS": "ignore"}
