@@ -13,6 +13,9 @@ within-identity deviation drawn from the image seed). Options (``synthfr-v2:key=
 * ``yaw`` / ``pitch`` / any attribute name — fix it for every image (``yaw=30``).
 * ``yaw_range`` — draw yaw uniformly in ±range (pose-balanced sets); ``attr_scale`` — scale the deviations.
 * ``z_scale``, ``id_gain`` — as for ``synthfr-small``.
+* ``turn`` — how a requested yaw is rendered: ``network`` (default: all by the network) or ``warp`` (the network
+  up to ±``turn_limit`` landmark degrees, default 12, then the 3-D depth-map warp of
+  :mod:`synthfr.genmodel.warp` for the rest: identity kept at large yaw; see :meth:`SynthfrV2.render_plan`).
 * ``calibrate`` — map yaw and pitch (landmark degrees) through the weights' measured pose calibration
   (``calibration.safetensors``, :mod:`synthfr.genmodel.calibration`) so rendered heads turn as far as asked:
   ``requested`` (default: values the user sets, ``yaw=30`` or ``yaw_range``), ``all`` (also the per-image pose
@@ -52,13 +55,13 @@ class SynthfrV2(SynthfrSmall):
     def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float = 1.0,
                  id_gain: float | None = None, vary: str = "pose+expression+illumination+quality",
                  yaw_range: float | None = None, attr_scale: float = 1.0, calibrate: Any = "requested",
-                 **fixed: Any):
+                 turn: str = "network", turn_limit: float = 12.0, **fixed: Any):
         from synthfr.genmodel.conditioning import ATTR_GROUPS, ATTR_INPUTS
 
         bad = sorted(set(fixed) - set(ATTR_INPUTS))
         if bad:
             raise ValueError(f"generator 'synthfr-v2' has no option(s) {bad}; its options are: z_scale, id_gain, "
-                             f"vary, yaw_range, attr_scale, calibrate and the attributes {', '.join(ATTR_INPUTS)}")
+                             f"vary, yaw_range, attr_scale, calibrate, turn, turn_limit and the attributes {', '.join(ATTR_INPUTS)}")
         groups = tuple(g for g in str(vary).replace(",", "+").split("+") if g and g != "none")
         unknown = sorted(set(groups) - set(ATTR_GROUPS))
         if unknown:
@@ -73,6 +76,12 @@ class SynthfrV2(SynthfrSmall):
         if mode not in ("requested", "all", "none"):
             raise ValueError(f"synthfr-v2: calibrate={calibrate!r}; use requested, all or none")
         self.calibrate = mode
+        if turn not in ("network", "warp"):
+            raise ValueError(f"synthfr-v2: turn={turn!r}; use network or warp")
+        self.turn = turn
+        self.turn_limit = float(turn_limit)
+        if self.turn_limit < 0:
+            raise ValueError(f"synthfr-v2: turn_limit={turn_limit!r} must be ≥ 0 (landmark degrees)")
         self._prior = None
         self._calibration: dict | None = None
 
@@ -104,10 +113,23 @@ class SynthfrV2(SynthfrSmall):
                 "attr_scale": self.attr_scale, **self.fixed}
         if self._calibrated_names():
             opts["calibrate"] = self.calibrate  # recorded only when it changes the images
+        if self.turn != "network":
+            opts.update(turn=self.turn, turn_limit=self.turn_limit)
         return opts
 
     def attributes(self, conditions: Any, seeds: Any):
-        """The B×A raw attributes each image gets (before the identity gain), as a float tensor."""
+        """The B×A raw network attribute inputs each image gets (before the identity gain), as a float tensor."""
+        return self.render_plan(conditions, seeds)[0]
+
+    def render_plan(self, conditions: Any, seeds: Any):
+        """(B×A network attribute inputs, B warp angles in degrees or None) of each image.
+
+        With ``turn=warp``, a requested yaw (landmark degrees: ``calibrate=all``, or a value the user set with
+        ``calibrate=requested``) beyond ±``turn_limit`` is rendered in two parts: the network turns the head to
+        ±``turn_limit``, where its faces are clean and keep their identity, and the 3-D depth-map warp of
+        :mod:`synthfr.genmodel.warp` turns the rendered face the rest of the way (up to its ±35°; any remainder
+        goes back to the network). The network's own response fades beyond ~15°: asked for 30° through the
+        calibration it draws washed-out, artefact-laden heads (docs/benchmarks.md, issue 13, session 9)."""
         import torch
 
         c = torch.as_tensor(as_condition_array(conditions, self.dim)) if not isinstance(conditions, torch.Tensor) \
@@ -117,7 +139,16 @@ class SynthfrV2(SynthfrSmall):
         s = as_seed_array(seeds, c.shape[0])
         a = self.prior.sample(c, s.tolist(), vary=self.vary, scale=self.attr_scale, fixed=self.fixed,
                               yaw_range=self.yaw_range)
-        return self.calibrated(a)
+        warp = None
+        if self.turn == "warp" and "yaw" in self._calibrated_names():
+            from synthfr.genmodel.warp import MAX_YAW, YAW_GAIN
+
+            j = self.prior.names.index("yaw")
+            y = a[:, j]
+            warp = ((y - y.clamp(-self.turn_limit, self.turn_limit)) / YAW_GAIN).clamp(-MAX_YAW, MAX_YAW)
+            a = a.clone()
+            a[:, j] = y - YAW_GAIN * warp
+        return self.calibrated(a), warp
 
     def neutral_attributes(self, conditions: Any, seeds: Any):
         """B×A raw attributes at each identity's predicted level: no per-image variation, nothing fixed, not
@@ -167,9 +198,20 @@ class SynthfrV2(SynthfrSmall):
         if conditions.ndim == 1:
             conditions = conditions[None]
         s = as_seed_array(seeds, conditions.shape[0])
-        a = self.attributes(conditions, s) if attrs is None else torch.as_tensor(attrs, dtype=torch.float32)
+        warp = None
+        if attrs is None:
+            a, warp = self.render_plan(conditions.detach(), s)
+        else:
+            a = torch.as_tensor(attrs, dtype=torch.float32)
         m = self.model
         c = conditions.to(self.device, torch.float32)
         if self.id_gain != 1.0:
             c = torch.nn.functional.normalize(m.cond_mean + self.id_gain * (c - m.cond_mean), dim=1)
-        return m.generate_tensor(c, s.tolist(), z_scale=self.z_scale, attrs=a.to(self.device))
+        img = m.generate_tensor(c, s.tolist(), z_scale=self.z_scale, attrs=a.to(self.device))
+        if warp is not None and bool((warp != 0).any()):
+            from synthfr.genmodel.warp import yaw_warp
+
+            # only the turned rows: an image's pixels must not depend on whether its batch holds turned ones
+            k = torch.nonzero(warp != 0).squeeze(1)
+            img = img.index_copy(0, k.to(img.device), yaw_warp(img[k.to(img.device)], warp[k].to(img.device)))
+        return img
