@@ -92,9 +92,12 @@ def test_backend_applies_the_calibration_only_when_present_and_asked(tmp_path):
     assert load_calibration(w) is None and "calibrate" not in plain.options()
     save_calibration({"yaw_in": [-90, 0, 90], "yaw_out": [-40, 0, 40], "faces": 2}, w)
     assert set(load_calibration(w)) == {"yaw"}
-    cal = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30)
+    cal = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30, turn="network")
     assert float(cal.attributes(c, [1, 2])[0, 0]) == pytest.approx(30 * 90 / 40)
     assert cal.options()["calibrate"] == "requested"
+    # the default turn=warp asks the network for 18° (turn_limit) and warps the rest
+    split = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30)
+    assert float(split.attributes(c, [1, 2])[0, 0]) == pytest.approx(18 * 90 / 40)
     off = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30, calibrate="false")
     assert float(off.attributes(c, [1, 2])[0, 0]) == 30 and np.array_equal(off.generate(c, [1, 2]), before)
     assert "calibrate" not in off.options()
@@ -103,7 +106,8 @@ def test_backend_applies_the_calibration_only_when_present_and_asked(tmp_path):
     raw = create_generator("synthfr-v2", weights=str(w), vary="pose", calibrate="none").attributes(c8, s8)
     default = create_generator("synthfr-v2", weights=str(w), vary="pose")
     assert torch.equal(default.attributes(c8, s8), raw) and "calibrate" not in default.options()
-    every = create_generator("synthfr-v2", weights=str(w), vary="pose", calibrate="all").attributes(c8, s8)
+    every = create_generator("synthfr-v2", weights=str(w), vary="pose", calibrate="all",
+                             turn="network").attributes(c8, s8)
     np.testing.assert_allclose(every[:, 0].numpy(), raw[:, 0].numpy() * 90 / 40, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="calibrate"):
         create_generator("synthfr-v2", weights=str(w), calibrate="sometimes")

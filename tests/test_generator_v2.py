@@ -196,3 +196,33 @@ def test_training_with_turned_heads(tmp_path):
     assert out["step"] == 2 and all(np.isfinite(v) for v in out["last"].values())
     with pytest.raises(ValueError, match="warp_yaw"):
         train_generator(_cfg(tmp_path, tmp_path / "b", max_steps=1, **{**kw, "warp_yaw": 50.0}), progress=False)
+
+
+def test_turn_warp_renders_large_yaw_in_two_parts():
+    """turn=warp: the network turns the head to ±turn_limit, the depth-map warp does the rest."""
+    from synthfr.generators import create_generator
+    from synthfr.generators.builtin_v2 import SynthfrV2
+
+    if not (SynthfrV2.default_weights() / "model.safetensors").is_file():
+        pytest.skip("synthfr-v2 weights are not shipped in this checkout")
+    c = _unit(4).numpy()
+    seeds = [0, 1, 2, 3]
+    net = create_generator("synthfr-v2", yaw=30, turn="network")
+    warp = create_generator("synthfr-v2", yaw=30, turn="warp", turn_limit=12)
+    assert create_generator("synthfr-v2").turn == "warp"                 # the default
+    a_net, w_net = net.render_plan(c, seeds)
+    a_warp, w = warp.render_plan(c, seeds)
+    assert w_net is None and w is not None
+    assert torch.allclose(w, torch.full((4,), 18 / 0.62), atol=1e-3)   # (30 − 12) / YAW_GAIN degrees of warp
+    assert bool((a_warp[:, 0] < a_net[:, 0]).all())                     # the network is asked for less
+    # within the limit nothing is warped: the same pixels as turn=network
+    small = [create_generator("synthfr-v2", yaw=8, turn=t) for t in ("network", "warp")]
+    assert np.array_equal(small[0].generate(c, seeds), small[1].generate(c, seeds))
+    # per-image warps stay batch-invariant (sampled poses with calibrate=all: some rows turned, some not)
+    mixed = create_generator("synthfr-v2", calibrate="all", turn="warp")
+    full = mixed.generate(c, seeds)
+    assert np.array_equal(full, np.concatenate([mixed.generate(c[i:i + 1], [seeds[i]]) for i in range(4)]))
+    assert warp.options()["turn"] == "warp" and net.options()["turn"] == "network"
+    assert "turn" not in create_generator("synthfr-v2").options()        # default sets: no requested yaw, no warp
+    with pytest.raises(ValueError, match="turn"):
+        create_generator("synthfr-v2", turn="mesh")

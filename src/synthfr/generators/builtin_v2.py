@@ -13,9 +13,10 @@ within-identity deviation drawn from the image seed). Options (``synthfr-v2:key=
 * ``yaw`` / ``pitch`` / any attribute name — fix it for every image (``yaw=30``).
 * ``yaw_range`` — draw yaw uniformly in ±range (pose-balanced sets); ``attr_scale`` — scale the deviations.
 * ``z_scale``, ``id_gain`` — as for ``synthfr-small``.
-* ``turn`` — how a requested yaw is rendered: ``network`` (default: all by the network) or ``warp`` (the network
-  up to ±``turn_limit`` landmark degrees, default 12, then the 3-D depth-map warp of
-  :mod:`synthfr.genmodel.warp` for the rest: identity kept at large yaw; see :meth:`SynthfrV2.render_plan`).
+* ``turn`` — how a requested yaw (landmark degrees) is rendered: ``warp`` (default: the network up to
+  ±``turn_limit``, default 18° — about the 85th percentile of |yaw| in its training photos, beyond which it has
+  few real faces to learn from — then the 3-D depth-map warp of :mod:`synthfr.genmodel.warp` for the rest; see
+  :meth:`SynthfrV2.render_plan`) or ``network`` (all by the network: heads past ~20° blur and lose identity).
 * ``calibrate`` — map yaw and pitch (landmark degrees) through the weights' measured pose calibration
   (``calibration.safetensors``, :mod:`synthfr.genmodel.calibration`) so rendered heads turn as far as asked:
   ``requested`` (default: values the user sets, ``yaw=30`` or ``yaw_range``), ``all`` (also the per-image pose
@@ -55,7 +56,7 @@ class SynthfrV2(SynthfrSmall):
     def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float = 1.0,
                  id_gain: float | None = None, vary: str = "pose+expression+illumination+quality",
                  yaw_range: float | None = None, attr_scale: float = 1.0, calibrate: Any = "requested",
-                 turn: str = "network", turn_limit: float = 12.0, **fixed: Any):
+                 turn: str = "warp", turn_limit: float = 18.0, **fixed: Any):
         from synthfr.genmodel.conditioning import ATTR_GROUPS, ATTR_INPUTS
 
         bad = sorted(set(fixed) - set(ATTR_INPUTS))
@@ -113,7 +114,7 @@ class SynthfrV2(SynthfrSmall):
                 "attr_scale": self.attr_scale, **self.fixed}
         if self._calibrated_names():
             opts["calibrate"] = self.calibrate  # recorded only when it changes the images
-        if self.turn != "network":
+        if "yaw" in self._calibrated_names():  # recorded only where it changes the images
             opts.update(turn=self.turn, turn_limit=self.turn_limit)
         return opts
 
