@@ -128,7 +128,7 @@ def _scenario(name: str, tmp: Path) -> None:
 
 #: Digests recorded from main at b63e77d (before the redesign) with ``python tests/test_generate_digest.py``;
 #: the two ``v2-*`` scenarios re-recorded whenever new synthfr-v2 weights shipped (session 5: step 3,080 + pose
-#: calibration; session 7: step 7,394; session 8: step 10,903): the weights (and the weights' digest in the config) changed, not the
+#: calibration; session 7: step 7,394; session 8: step 10,903; session 9: run v2d step 4,046): the weights (and the weights' digest in the config) changed, not the
 #: generation code (the pattern scenarios, unchanged, pin the code).
 EXPECTED: dict[str, dict[str, str]] = {
     'pattern-sigma-filter': {
@@ -150,16 +150,16 @@ EXPECTED: dict[str, dict[str, str]] = {
         "manifest": "1db811ea7c2a03823b2353982842bd9827107fd1a071b62ff9b99b89d863e3ca"
     },
     'v2-noise': {
-        "config": "4e3ed0c699ab8add6a5c23b46318e233c4260f010a71026a7f6fd6e21d1cf69f",
+        "config": "f89eb4c607fb1adb80152368ea80619ef40061880ac02d53e39a41bd409c6eb2",
         "identities": "9d45ef065d230df2f3b8b0e26fd8e49b86f9566401608a643398a302fe9df37b",
-        "images": "de2e5b31cf01f3ebc417649400302f201eb664244767f8c8aee2b723959add1c",
-        "manifest": "f093e97f2e8deca1475b63d99c38f50898f0424793a3bc8e0a73bb6bbc7f36c7"
+        "images": "3a30343fbf219661a3de915aa608514e107d2e493f05c7624869f8bb0a25b745",
+        "manifest": "b63d197322331b5a2c2e323df2c37620282d24fde891a4cd7f6eb7430e309bf1"
     },
     'v2-attrop': {
-        "config": "2db6f20808a1ba161b50ba18d3f9fb72aa3d950a6ea4ed98882395cdc3ca5c31",
+        "config": "4c80090ef9e08ab4c7996c980db36acf7d0a0ed9a124c855ea5a4e38bb1b4cf6",
         "identities": "36057d0879eea8810dcb584c404be6452e582b8d56ffbba7fa47cd0596e6925f",
-        "images": "3cff8e802ef2758cad94e5d5f1bbf46bc2ea2955fd97d1e3f13d5aee37ba2a61",
-        "manifest": "19f1c6f2fe5f9c0db3136d2c6ab3658e8b919563fc7911ad3c8aeccc24147f59"
+        "images": "12b1bb89b8e15168eb26a28b49efe89a4de6dede8195a102b4c3faaa8a4aa475",
+        "manifest": "45b57b8259fd8d627aa15bce6e45b1faf120c5c88267ae8796e1eeb4542b1e24"
     },
 }
 
