@@ -131,13 +131,7 @@ class SynthfrV2(SynthfrSmall):
         :mod:`synthfr.genmodel.warp` turns the rendered face the rest of the way (up to its ±35°; any remainder
         goes back to the network). The network's own response fades beyond ~15°: asked for 30° through the
         calibration it draws washed-out, artefact-laden heads (docs/benchmarks.md, issue 13, session 9)."""
-        import torch
-
-        c = torch.as_tensor(as_condition_array(conditions, self.dim)) if not isinstance(conditions, torch.Tensor) \
-            else conditions
-        if c.ndim == 1:
-            c = c[None]
-        s = as_seed_array(seeds, c.shape[0])
+        c, s = self._batch(conditions, seeds)
         a = self.prior.sample(c, s.tolist(), vary=self.vary, scale=self.attr_scale, fixed=self.fixed,
                               yaw_range=self.yaw_range)
         warp = None
@@ -151,16 +145,20 @@ class SynthfrV2(SynthfrSmall):
             a[:, j] = y - YAW_GAIN * warp
         return self.calibrated(a), warp
 
-    def neutral_attributes(self, conditions: Any, seeds: Any):
-        """B×A raw attributes at each identity's predicted level: no per-image variation, nothing fixed, not
-        calibrated, whatever this generator's options (what a calibration renders its grid from)."""
+    def _batch(self, conditions: Any, seeds: Any):
+        """(B×D condition tensor, B seeds) from any accepted form."""
         import torch
 
         c = torch.as_tensor(as_condition_array(conditions, self.dim)) if not isinstance(conditions, torch.Tensor) \
             else conditions
         if c.ndim == 1:
             c = c[None]
-        s = as_seed_array(seeds, c.shape[0])
+        return c, as_seed_array(seeds, c.shape[0])
+
+    def neutral_attributes(self, conditions: Any, seeds: Any):
+        """B×A raw attributes at each identity's predicted level: no per-image variation, nothing fixed, not
+        calibrated, whatever this generator's options (what a calibration renders its grid from)."""
+        c, s = self._batch(conditions, seeds)
         return self.prior.sample(c, s.tolist(), vary=(), fixed={})
 
     def _calibrated_names(self) -> list[str]:
