@@ -15,7 +15,11 @@ def _faces(n=3, seed=0):
 
 def test_zero_turn_is_the_identity():
     x = _faces()
-    assert torch.allclose(yaw_warp(x, 0.0), x, atol=1e-5)
+    assert torch.equal(yaw_warp(x, 0.0), x)  # not resampled at all
+    y = yaw_warp(x, torch.tensor([0.0, 20.0, 0.0]))
+    assert torch.equal(y[[0, 2]], x[[0, 2]]) and not torch.equal(y[1], x[1])
+    # a turned row does not depend on its batch
+    assert torch.equal(y[1:2], yaw_warp(x[1:2], 20.0))
 
 
 def test_mirroring_commutes_with_the_warp():

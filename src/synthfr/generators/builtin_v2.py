@@ -62,7 +62,8 @@ class SynthfrV2(SynthfrSmall):
         bad = sorted(set(fixed) - set(ATTR_INPUTS))
         if bad:
             raise ValueError(f"generator 'synthfr-v2' has no option(s) {bad}; its options are: z_scale, id_gain, "
-                             f"vary, yaw_range, attr_scale, calibrate, turn, turn_limit and the attributes {', '.join(ATTR_INPUTS)}")
+                             f"vary, yaw_range, attr_scale, calibrate, turn, turn_limit and the attributes "
+                             f"{', '.join(ATTR_INPUTS)}")
         groups = tuple(g for g in str(vary).replace(",", "+").split("+") if g and g != "none")
         unknown = sorted(set(groups) - set(ATTR_GROUPS))
         if unknown:
@@ -207,10 +208,8 @@ class SynthfrV2(SynthfrSmall):
         if self.id_gain != 1.0:
             c = torch.nn.functional.normalize(m.cond_mean + self.id_gain * (c - m.cond_mean), dim=1)
         img = m.generate_tensor(c, s.tolist(), z_scale=self.z_scale, attrs=a.to(self.device))
-        if warp is not None and bool((warp != 0).any()):
+        if warp is not None:
             from synthfr.genmodel.warp import yaw_warp
 
-            # only the turned rows: an image's pixels must not depend on whether its batch holds turned ones
-            k = torch.nonzero(warp != 0).squeeze(1)
-            img = img.index_copy(0, k.to(img.device), yaw_warp(img[k.to(img.device)], warp[k].to(img.device)))
+            img = yaw_warp(img, warp)  # rows with a zero angle stay untouched: batch-invariant
         return img

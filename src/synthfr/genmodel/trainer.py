@@ -218,7 +218,7 @@ def train_generator(cfg: GenTrainConfig, resume: bool = False, progress: bool = 
             if cfg.warp_p > 0:  # turn some heads in 3-D: poses the photos lack, same identity condition
                 turned = torch.rand(bs, generator=g) < cfg.warp_p
                 deg = torch.where(turned, (torch.rand(bs, generator=g) * 2 - 1) * cfg.warp_yaw, torch.zeros(bs))
-                x, valid = yaw_warp(x, deg.to(dev), return_valid=True)
+                x, valid = yaw_warp(x, deg, return_valid=True)  # unturned photos stay untouched
             if data.cond_id is not None:
                 own = torch.rand(bs, generator=g) < cfg.own_cond_p
                 cond = torch.where(own[:, None], cond, data.cond_id[idx])

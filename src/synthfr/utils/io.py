@@ -1,4 +1,6 @@
-"""JSON and YAML output with plain values, and atomic file writes (the bottom layer: imports no other synthfr module)."""
+"""JSON and YAML output with plain values, and atomic file writes.
+
+The bottom layer: imports no other synthfr module (``synthfr.config`` re-exports ``to_dict`` and ``dump_yaml``)."""
 from __future__ import annotations
 
 import dataclasses as _dc
@@ -9,7 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["to_dict", "dump_yaml", "to_jsonable", "write_json", "read_json", "atomic_write_bytes", "atomic_write_text", "file_sha256"]
+__all__ = ["to_dict", "dump_yaml", "to_jsonable", "write_json", "read_json", "atomic_write_bytes", "atomic_write_text",
+           "file_sha256"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -109,5 +112,3 @@ def dump_yaml(obj: Any, path: str | Path | None = None) -> str:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
     return text
-
-
