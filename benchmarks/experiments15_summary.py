@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import experiments15 as E  # noqa: E402
+import experiments15_arms as E  # noqa: E402
 from experiments import paired_t  # noqa: E402
 
 LFW, HELD = "lfw", "heldout"

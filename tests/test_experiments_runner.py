@@ -28,6 +28,7 @@ def _load(name: str):
 
 E = _load("experiments15")
 S = _load("experiments15_summary")
+A = _load("experiments15_arms")
 ARGS = ["--dry-run", "--exe", "synthfr", "--out", "O", "--lfw", "L.bin", "--heldout", "H.bin", "--celeba", "C"]
 
 
@@ -108,7 +109,7 @@ def test_q3_long_tail(capsys):
     ratios = [max(c) / min(c) for c in E.LT_COUNTS.values()]
     assert 8 < ratios[0] < 12 and ratios[1] > 40  # two different tails
     assert any("O/w300x20/s0" in c for c in cmds)  # the balanced arm: same identities, same first 20 images
-    assert E.longtail_counts(10, 50, 1.0) == [5] * 10
+    assert A.longtail_counts(10, 50, 1.0) == [5] * 10
 
 
 def test_q4_to_q7(capsys):
