@@ -9,28 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from synthfr.genmodel.model import GenModelConfig
+from synthfr.genmodel.run_config import TrainRunConfig
 
 __all__ = ["GenTrainConfig", "config_from_json", "config_to_json", "RESUME_FREE"]
 
 
 @dataclass
-class GenTrainConfig:
+class GenTrainConfig(TrainRunConfig):
     """Training of the built-in generator (``synthfr train-generator``)."""
 
-    data: list[str] = field(default_factory=list)
-    """Folders of ArcFace-aligned 112×112 faces (``synthfr align`` output), e.g. aligned celeba + utkface. Never LFW."""
-    out: str = ""
-    """Run folder (checkpoints, logs, samples)."""
-    data_cache: str | None = None
-    """Where the packed images + condition embeddings are cached (default ``<out>/data``)."""
-    embedder: str = "dlib-torch"
-    """Embedder giving condition vectors and the identity/perceptual losses (``test-tiny`` in tests)."""
-    seed: int = 0
-    """Seed of everything random (data order, masks, noise, init)."""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N."""
-    threads: int | None = None
-    """torch CPU threads (None: torch's default)."""
     model: GenModelConfig = field(default_factory=GenModelConfig)
     """Architecture."""
     batch_size: int = 16
@@ -85,14 +72,6 @@ class GenTrainConfig:
     """Probability of masking all tokens (the generation-time setting)."""
     ema_decay: float = 0.999
     """EMA of the generator's weights (exported and used for samples)."""
-    max_steps: int | None = None
-    """Stop after this many steps in total (None: until the time budget)."""
-    time_budget: float | None = None
-    """Stop (with a checkpoint) after this many seconds of this invocation."""
-    ckpt_minutes: float = 5.0
-    """Checkpoint interval (wall-clock minutes)."""
-    log_every: int = 10
-    """Steps between log.csv rows."""
     sample_every: int = 500
     """Steps between sample grids and held-out fidelity checks (0: never)."""
     val_identities: int = 16

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from synthfr.genmodel.dit.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from synthfr.genmodel.dit.model import DiT, DiTConfig
 from synthfr.genmodel.dit.schedule import NoiseSchedule
+from synthfr.genmodel.run_config import TrainRunConfig
 from synthfr.utils.io import write_json
 from synthfr.utils.seeds import derive_seed
 
@@ -39,23 +40,9 @@ __all__ = ["DiTTrainConfig", "train_dit", "dit_config_from_dict"]
 
 
 @dataclass
-class DiTTrainConfig:
+class DiTTrainConfig(TrainRunConfig):
     """VIGFace stage 1 + stage 2 training (``synthfr train-dit``)."""
 
-    data: list[str] = field(default_factory=list)
-    """Folders of aligned 112×112 faces (identity sub-folders = classes; files of a flat folder = one class each). Never LFW."""
-    out: str = ""
-    """Run folder (stage1/, ckpt/, log.csv, samples/)."""
-    data_cache: str | None = None
-    """Cache of packed images + embeddings (``synthfr train-generator``'s format; default ``<out>/data``)."""
-    embedder: str = "dlib-torch"
-    """Embedder of the condition vectors (never the judge, SFace)."""
-    seed: int = 0
-    """Seed of everything random."""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N (torchrun: cuda:LOCAL_RANK)."""
-    threads: int | None = None
-    """torch CPU threads (None: torch's default)."""
     model: DiTConfig = field(default_factory=DiTConfig)
     """Architecture (``model.image_size`` is the training resolution; faces are resized from 112)."""
     virtual: int = 1000
@@ -84,18 +71,10 @@ class DiTTrainConfig:
     """Probability of a horizontal flip (the class row stays; landmarks are mirrored)."""
     amp: bool = True
     """bfloat16 autocast on CUDA (ignored on CPU)."""
-    max_steps: int | None = None
-    """Stop after this many steps in total (None: until the time budget)."""
-    time_budget: float | None = None
-    """Stop with a checkpoint after this many seconds of this process."""
-    ckpt_minutes: float = 5.0
-    """Minutes between checkpoints."""
     sample_every: int = 1000
     """Steps between sample grids (0: none)."""
     sample_steps: int = 25
     """DDIM steps of the training sample grids."""
-    log_every: int = 10
-    """Steps between log.csv rows."""
 
 
 def dit_config_from_dict(d: dict[str, Any]) -> DiTTrainConfig:
