@@ -154,6 +154,22 @@ def test_training_reduces_the_loss_and_resume_is_exact(tmp_path):
     for k in ta:
         assert torch.equal(ta[k], tb[k]), k
 
+    # a run written before the shared layout (unpadded names, latest.json {"step", "name"}) resumes the same
+    # way, and its new checkpoints are kept over the old ones (sorted by step, not by name)
+    c = tmp_path / "c"
+    train_dit(_cfg(tmp_path, "c", max_steps=2), progress=False, log=lambda m: None)
+    for suf in (".safetensors", ".json"):
+        (c / "ckpt" / f"step-00000002{suf}").rename(c / "ckpt" / f"step-2{suf}")
+    (c / "ckpt" / "step-1.json").write_text("{}")  # an older one, to be pruned first
+    (c / "ckpt" / "step-1.safetensors").write_bytes(b"")
+    (c / "latest.json").write_text('{"step": 2, "name": "step-2"}\n')
+    train_dit(_cfg(tmp_path, "c", max_steps=4), resume=True, progress=False, log=lambda m: None)
+    kept = sorted(p.name for p in (c / "ckpt").glob("*.safetensors"))
+    assert kept == ["step-00000004.safetensors", "step-2.safetensors"]
+    tc = load_file(str(latest_checkpoint(c).with_suffix(".safetensors")))
+    for k in ta:
+        assert torch.equal(ta[k], tc[k]), k
+
 
 def test_stage1_rows_are_what_the_vigface_sampler_gives(tmp_path):
     """The pipeline's `sample vigface` on RUN/stage1/gallery.npy (same seed, options) gives the DiT run's rows."""

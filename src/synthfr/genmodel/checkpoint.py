@@ -11,44 +11,11 @@ import torch
 import torch.nn as nn
 
 from synthfr.genmodel.model import FaceGenerator, GenModelConfig
-from synthfr.utils.run_dir import load_latest_step, save_step
+from synthfr.utils.run_dir import (load_latest_step, load_module, load_optimizer, module_tensors,  # noqa: F401
+                                   optimizer_tensors, save_step)
 
 __all__ = ["save_checkpoint", "load_latest", "load_checkpoint_model", "init_from", "module_tensors", "load_module",
            "optimizer_tensors", "load_optimizer"]
-
-
-def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{prefix}.{pid}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(pid), {})[k] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def load_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
-              device: torch.device) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        if key.startswith(prefix + "."):
-            _, pid, k = key.split(".", 2)
-            state.setdefault(int(pid), {})[k] = v if k == "step" else v.to(device)
-    for pid, d in meta.get("scalars", {}).items():
-        state.setdefault(int(pid), {}).update(d)
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def module_tensors(m: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
-
-
-def load_module(m: nn.Module, prefix: str, tensors: dict[str, torch.Tensor]) -> None:
-    sd = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    m.load_state_dict(sd)
 
 
 def save_checkpoint(out: Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any],

@@ -44,8 +44,9 @@ def save_step(run: str | Path, step: int, tensors: dict[str, Any], state: dict[s
     """A step checkpoint as one safetensors file + one JSON file: ``ckpt/step-N.safetensors`` and
     ``ckpt/step-N.json``, then ``latest.json`` (``{"step", "tensors", "state"}``, relative paths) is replaced
     atomically, so a kill at any moment leaves the previous checkpoint named; the ``keep`` newest are kept.
-    This is the generator trainer's layout; the FR trainer keeps ``checkpoints/step_N/`` (several files,
-    renamed into place as one folder) with every file written by :func:`save_safetensors` too."""
+    This is both generator trainers' layout (``train-generator``, ``train-dit``); the FR trainer keeps
+    ``checkpoints/step_N/`` (several files, renamed into place as one folder) with every file written by
+    :func:`save_safetensors` too."""
     from synthfr.utils.io import write_json
 
     run = Path(run)
@@ -56,7 +57,8 @@ def save_step(run: str | Path, step: int, tensors: dict[str, Any], state: dict[s
     write_json(ck / f"{name}.json", state)
     write_json(run / "latest.json", {"step": step, "tensors": f"ckpt/{name}.safetensors",
                                      "state": f"ckpt/{name}.json"})
-    for p in sorted(ck.glob("step-*.safetensors"))[:-keep] if keep > 0 else []:
+    # by step number, not name: train-dit runs from before this layout hold unpadded names (step-2308)
+    for p in sorted(ck.glob("step-*.safetensors"), key=lambda q: int(q.stem.split("-")[1]))[:-keep] if keep > 0 else []:
         for q in (p, p.with_suffix(".json")):
             if q.exists():
                 q.unlink()
@@ -69,12 +71,62 @@ def load_latest_step(run: str | Path) -> tuple[dict[str, Any], dict[str, Any]] |
 
     from synthfr.utils.io import read_json
 
+    paths = latest_step_paths(run)
+    if paths is None:
+        return None
+    return load_file(str(paths[0])), read_json(paths[1])
+
+
+def latest_step_paths(run: str | Path) -> tuple[Path, Path] | None:
+    """``(tensors, state)`` paths of the checkpoint ``latest.json`` names; None without one. Also reads the
+    ``{"step", "name"}`` form that ``train-dit`` runs wrote before they shared this layout."""
+    from synthfr.utils.io import read_json
+
     run = Path(run)
     latest = run / "latest.json"
     if not latest.is_file():
         return None
     info = read_json(latest)
-    return load_file(str(run / info["tensors"])), read_json(run / info["state"])
+    if "name" in info and "tensors" not in info:
+        return run / "ckpt" / f"{info['name']}.safetensors", run / "ckpt" / f"{info['name']}.json"
+    return run / info["tensors"], run / info["state"]
+
+
+def module_tensors(m: Any, prefix: str) -> dict[str, Any]:
+    """A module's state as flat ``prefix.name`` CPU tensors (for one safetensors file)."""
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
+
+
+def load_module(m: Any, prefix: str, tensors: dict[str, Any]) -> None:
+    m.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+
+
+def optimizer_tensors(opt: Any, prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An optimiser's state as ``prefix.<param>.<state>`` tensors + its JSON-able rest (groups, scalar state)."""
+    import torch
+
+    sd = opt.state_dict()
+    tensors: dict[str, Any] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{prefix}.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[k] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer(opt: Any, prefix: str, tensors: dict[str, Any], meta: dict[str, Any], device: Any) -> None:
+    """Inverse of :func:`optimizer_tensors` (Adam's ``step`` counters stay on the CPU, as torch keeps them)."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + "."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v if k == "step" else v.to(device)
+    for pid, d in meta.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(d)
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 class CsvLog:
