@@ -94,20 +94,23 @@ def test_backend_applies_the_calibration_only_when_present_and_asked(tmp_path):
     assert set(load_calibration(w)) == {"yaw"}
     cal = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30, turn="network")
     assert float(cal.attributes(c, [1, 2])[0, 0]) == pytest.approx(30 * 90 / 40)
-    assert cal.options()["calibrate"] == "requested"
+    assert cal.options()["calibrate"] == "all"
+    asked = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30, turn="network", calibrate="requested")
+    assert torch.equal(asked.attributes(c, [1, 2]), cal.attributes(c, [1, 2]))
     # the default turn=warp asks the network for 18° (turn_limit) and warps the rest
     split = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30)
     assert float(split.attributes(c, [1, 2])[0, 0]) == pytest.approx(18 * 90 / 40)
     off = create_generator("synthfr-v2", weights=str(w), vary="none", yaw=30, calibrate="false")
     assert float(off.attributes(c, [1, 2])[0, 0]) == 30 and np.array_equal(off.generate(c, [1, 2]), before)
     assert "calibrate" not in off.options()
-    # sampled pose: left raw by default ("requested"), mapped with calibrate=all
+    # sampled pose: mapped by default (calibrate=all), left raw with calibrate=requested
     c8, s8 = np.repeat(c[:1], 8, 0), list(range(8))
     raw = create_generator("synthfr-v2", weights=str(w), vary="pose", calibrate="none").attributes(c8, s8)
-    default = create_generator("synthfr-v2", weights=str(w), vary="pose")
-    assert torch.equal(default.attributes(c8, s8), raw) and "calibrate" not in default.options()
-    every = create_generator("synthfr-v2", weights=str(w), vary="pose", calibrate="all",
-                             turn="network").attributes(c8, s8)
-    np.testing.assert_allclose(every[:, 0].numpy(), raw[:, 0].numpy() * 90 / 40, rtol=1e-5, atol=1e-5)
+    asked = create_generator("synthfr-v2", weights=str(w), vary="pose", calibrate="requested")
+    assert torch.equal(asked.attributes(c8, s8), raw) and "calibrate" not in asked.options()
+    every = create_generator("synthfr-v2", weights=str(w), vary="pose", turn="network")
+    assert every.options()["calibrate"] == "all"
+    np.testing.assert_allclose(every.attributes(c8, s8)[:, 0].numpy(), raw[:, 0].numpy() * 90 / 40, rtol=1e-5,
+                               atol=1e-5)
     with pytest.raises(ValueError, match="calibrate"):
         create_generator("synthfr-v2", weights=str(w), calibrate="sometimes")

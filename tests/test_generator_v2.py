@@ -218,11 +218,13 @@ def test_turn_warp_renders_large_yaw_in_two_parts():
     # within the limit nothing is warped: the same pixels as turn=network
     small = [create_generator("synthfr-v2", yaw=8, turn=t) for t in ("network", "warp")]
     assert np.array_equal(small[0].generate(c, seeds), small[1].generate(c, seeds))
-    # per-image warps stay batch-invariant (sampled poses with calibrate=all: some rows turned, some not)
-    mixed = create_generator("synthfr-v2", calibrate="all", turn="warp")
+    # per-image warps stay batch-invariant (sampled poses, calibrated by default: some rows turned, some not)
+    mixed = create_generator("synthfr-v2")
     full = mixed.generate(c, seeds)
     assert np.array_equal(full, np.concatenate([mixed.generate(c[i:i + 1], [seeds[i]]) for i in range(4)]))
     assert warp.options()["turn"] == "warp" and net.options()["turn"] == "network"
-    assert "turn" not in create_generator("synthfr-v2").options()        # default sets: no requested yaw, no warp
+    # sampled poses are calibrated by default, so they turn (and are recorded) too; not with calibrate=requested
+    assert create_generator("synthfr-v2").options()["turn"] == "warp"
+    assert "turn" not in create_generator("synthfr-v2", calibrate="requested").options()
     with pytest.raises(ValueError, match="turn"):
         create_generator("synthfr-v2", turn="mesh")

@@ -9,8 +9,8 @@ table: render a grid of input values for training-set identities, measure each i
 and invert the median curve. No face-recognition network is involved (the judge rule is unaffected).
 
 The table lives beside the weights as ``calibration.safetensors`` (``<attr>_in`` / ``<attr>_out`` pairs, float32);
-``synthfr-v2`` applies :func:`to_inputs` to the values a user requests (option ``calibrate=requested``, the
-default) or also to the pose it samples per image (``calibrate=all``).
+``synthfr-v2`` applies :func:`to_inputs` to the values a user requests and to the pose it samples per image
+(option ``calibrate=all``, the default), or to the requested values only (``calibrate=requested``).
 """
 from __future__ import annotations
 
