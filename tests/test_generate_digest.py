@@ -128,8 +128,10 @@ def _scenario(name: str, tmp: Path) -> None:
 
 #: Digests recorded from main at b63e77d (before the redesign) with ``python tests/test_generate_digest.py``;
 #: the two ``v2-*`` scenarios re-recorded whenever new synthfr-v2 weights shipped (session 5: step 3,080 + pose
-#: calibration; session 7: step 7,394; session 8: step 10,903; session 9: run v2d step 4,046): the weights (and the weights' digest in the config) changed, not the
-#: generation code (the pattern scenarios, unchanged, pin the code).
+#: calibration; session 7: step 7,394; session 8: step 10,903; session 9: run v2d step 4,046; session 10: v2d
+#: step 5,648 with `calibrate=all` the default, which changed the generator's options too): the weights (and
+#: the weights' digest in the config) changed, not the generation code (the pattern scenarios, unchanged, pin
+#: the code).
 EXPECTED: dict[str, dict[str, str]] = {
     'pattern-sigma-filter': {
         "config": "41af6240f3791c8f0361066cda7b75838c99764e13b2f60d1ec26182d5fcdd94",
@@ -150,16 +152,16 @@ EXPECTED: dict[str, dict[str, str]] = {
         "manifest": "1db811ea7c2a03823b2353982842bd9827107fd1a071b62ff9b99b89d863e3ca"
     },
     'v2-noise': {
-        "config": "f89eb4c607fb1adb80152368ea80619ef40061880ac02d53e39a41bd409c6eb2",
+        "config": "b09800c59dfa69646aabb13dd2b1366974bc363f7cb1f742aebf4ab8cb2b0097",
         "identities": "9d45ef065d230df2f3b8b0e26fd8e49b86f9566401608a643398a302fe9df37b",
-        "images": "3a30343fbf219661a3de915aa608514e107d2e493f05c7624869f8bb0a25b745",
-        "manifest": "b63d197322331b5a2c2e323df2c37620282d24fde891a4cd7f6eb7430e309bf1"
+        "images": "3c35da2f87f57455369e6f17f7c3d0a117072eb252095a35ebe492a0f71f81fe",
+        "manifest": "16144bae3ed91005eafb1819a281e236950857fa6d5bd19225bf49e7cae79eaa"
     },
     'v2-attrop': {
-        "config": "4c80090ef9e08ab4c7996c980db36acf7d0a0ed9a124c855ea5a4e38bb1b4cf6",
+        "config": "7d44a313d2520ab9aa076e0b4ba9c23b130360b6a677fb98651bd118d3dcd8c5",
         "identities": "36057d0879eea8810dcb584c404be6452e582b8d56ffbba7fa47cd0596e6925f",
-        "images": "12b1bb89b8e15168eb26a28b49efe89a4de6dede8195a102b4c3faaa8a4aa475",
-        "manifest": "45b57b8259fd8d627aa15bce6e45b1faf120c5c88267ae8796e1eeb4542b1e24"
+        "images": "6e042345147cf267ddbd27a0f993c991df1bec1d71b18f72d053b84365ff66a9",
+        "manifest": "9dfe732c4bc1d97b1bf0d6126397c551601020e06a9bed6afed628eed2d2c2c2"
     },
 }
 
