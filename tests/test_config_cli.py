@@ -110,6 +110,11 @@ def test_the_parser_and_its_users_agree():
     assert parse_assignment("a.b=[1, 2]") == ("a.b", [1, 2])
     assert parse_assignment("x=") == ("x", None) and parse_assignment("p= a: b: c") == ("p", "a: b: c")
     assert parse_assignments(["n=3", "s=x", "n=4"]) == {"n": 4, "s": "x"}
+    # numbers as Python reads them (YAML 1.1 would leave "5e-5" a string), versions and names untouched
+    assert parse_assignment("lr=5e-5") == ("lr", 5e-5) and parse_assignment("n=1E3") == ("n", 1000.0)
+    assert parse_assignment("lr=[1e-4, -2.5e+2]") == ("lr", [1e-4, -250.0])
+    assert parse_assignment("v=1.2.3") == ("v", "1.2.3") and parse_assignment("x=e5") == ("x", "e5")
+    assert parse_assignment("n=7") == ("n", 7) and type(parse_assignment("n=7")[1]) is int
     with pytest.raises(ValueError, match="not key=value"):
         parse_assignment("nokey")
     assert parse_spec("noise:beta=0.1,n=3") == ("noise", {"beta": 0.1, "n": 3})

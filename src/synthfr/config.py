@@ -9,6 +9,7 @@ import ast
 import collections.abc
 import dataclasses
 import inspect
+import re
 import textwrap
 import types
 import typing
@@ -24,6 +25,18 @@ T = TypeVar("T")
 __all__ = ["to_dict", "from_dict", "load_yaml", "dump_yaml", "field_docs", "merge", "check_keys",
            "parse_assignment", "parse_assignments", "set_dotted", "add_config_arguments", "config_from_args",
            "config_dict_from_args", "add_common_arguments", "COMMON_OPTIONS", "given_keys", "HIDDEN"]
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but numbers as YAML 1.2 (and Python) read them: ``5e-5`` and ``1e3`` are floats, not
+    the strings YAML 1.1 makes of them (``--set lr=5e-5`` would otherwise reach the trainer as text)."""
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 def parse_assignment(text: str, what: str = "KEY=VALUE") -> tuple[str, Any]:
@@ -42,7 +55,7 @@ def parse_assignment(text: str, what: str = "KEY=VALUE") -> tuple[str, Any]:
     if not value:
         return key, None
     try:
-        return key, yaml.safe_load(value)
+        return key, yaml.load(value, Loader=_Loader)
     except yaml.YAMLError:
         return key, value
 
@@ -144,7 +157,7 @@ def load_yaml(path: str | Path, cls: type[T] | None = None) -> Any:
         raise FileNotFoundError(f"config file {path} does not exist; pass the path of a YAML file")
     with open(path) as f:
         try:
-            data = yaml.safe_load(f) or {}
+            data = yaml.load(f, Loader=_Loader) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
