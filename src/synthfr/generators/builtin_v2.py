@@ -20,9 +20,9 @@ within-identity deviation drawn from the image seed). Options (``synthfr-v2:key=
 * ``calibrate`` — map yaw and pitch (landmark degrees) through the weights' measured pose calibration
   (``calibration.safetensors``, :mod:`synthfr.genmodel.calibration`) so rendered heads turn as far as asked:
   ``all`` (default: the values the user sets and the per-image pose drawn from the real prior, so an identity's
-  heads turn as much as a real person's do across photos — yaw spread ≈ real, and FR trained on such sets
-  scores ~1.3 LFW points more than on ``requested`` ones, at ~4 points of SFace fidelity; docs/benchmarks.md,
-  session 10), ``requested`` (only values the user sets, ``yaw=30`` or ``yaw_range``; sampled poses stay raw
+  heads turn as much as a real person's do across photos — yaw spread ≈ real; with the shipped weights FR
+  trained on such sets scores 1.3 LFW points more than on ``requested`` ones, at ~4 points of SFace fidelity;
+  docs/benchmarks.md, session 10), ``requested`` (only values the user sets, ``yaw=30`` or ``yaw_range``; sampled poses stay raw
   network inputs, about half the real spread), ``none`` (raw network inputs). Weights without a calibration
   file render raw inputs whatever the mode.
 
