@@ -32,8 +32,7 @@ class _Loader(yaml.SafeLoader):
     the strings YAML 1.1 makes of them (``--set lr=5e-5`` would otherwise reach the trainer as text)."""
 
 
-_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver(
+_Loader.add_implicit_resolver(  # copies SafeLoader's resolvers on first use: yaml.safe_load is unchanged
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))

@@ -22,9 +22,9 @@ within-identity deviation drawn from the image seed). Options (``synthfr-v2:key=
   ``all`` (default: the values the user sets and the per-image pose drawn from the real prior, so an identity's
   heads turn as much as a real person's do across photos — yaw spread ≈ real; with the shipped weights FR
   trained on such sets scores 1.3 LFW points more than on ``requested`` ones, at ~4 points of SFace fidelity;
-  docs/benchmarks.md, session 10), ``requested`` (only values the user sets, ``yaw=30`` or ``yaw_range``; sampled poses stay raw
-  network inputs, about half the real spread), ``none`` (raw network inputs). Weights without a calibration
-  file render raw inputs whatever the mode.
+  docs/benchmarks.md, session 10), ``requested`` (only values the user sets, ``yaw=30`` or ``yaw_range``;
+  sampled poses stay raw network inputs, about half the real spread), ``none`` (raw network inputs). Weights
+  without a calibration file render raw inputs whatever the mode.
 
 The weights folder (``synthfr/weights/synthfr-v2``) holds ``model.safetensors`` + ``config.json`` (network) and
 ``attributes.safetensors`` (the attribute prior). The generator was trained with dlib-torch only; SFace judges it.

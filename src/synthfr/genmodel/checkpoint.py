@@ -11,11 +11,9 @@ import torch
 import torch.nn as nn
 
 from synthfr.genmodel.model import FaceGenerator, GenModelConfig
-from synthfr.utils.run_dir import (load_latest_step, load_module, load_optimizer, module_tensors,  # noqa: F401
-                                   optimizer_tensors, save_step)
+from synthfr.utils.run_dir import load_latest_step, load_module, save_step
 
-__all__ = ["save_checkpoint", "load_latest", "load_checkpoint_model", "init_from", "module_tensors", "load_module",
-           "optimizer_tensors", "load_optimizer"]
+__all__ = ["save_checkpoint", "load_latest", "load_checkpoint_model", "init_from"]
 
 
 def save_checkpoint(out: Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any],

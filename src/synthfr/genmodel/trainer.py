@@ -33,8 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from synthfr.genmodel.checkpoint import (init_from, load_latest, load_module, load_optimizer, module_tensors,
-                                         optimizer_tensors, save_checkpoint)
+from synthfr.genmodel.checkpoint import init_from, load_latest, save_checkpoint
 from synthfr.genmodel.checkpoint import load_checkpoint_model  # noqa: F401 - re-exported (export, CLI)
 from synthfr.genmodel.conditioning import ATTR_INPUTS, balance_weights, measured_attributes, mirror_signs
 from synthfr.genmodel.model import FaceGenerator, PatchDiscriminator
@@ -45,7 +44,8 @@ from synthfr.genmodel.train_data import (TrainData, batch_attributes, embed_with
 from synthfr.genmodel.train_steps import (batch_indices, jitter_grid, lr_factor, perceptual, samples_and_val,
                                           synthetic_conditions, to_float)
 from synthfr.genmodel.warp import MAX_YAW, YAW_GAIN, yaw_warp
-from synthfr.utils.run_dir import append_csv_row, truncate_csv
+from synthfr.utils.run_dir import (append_csv_row, load_module, load_optimizer, module_tensors, optimizer_tensors,
+                                   truncate_csv)
 from synthfr.utils.seeds import derive_seed
 
 __all__ = ["GenTrainConfig", "prepare_data", "train_generator", "TrainData", "load_checkpoint_model",

@@ -1,9 +1,10 @@
 """Turn the head of an aligned face in 3-D: a depth-map warp that makes training photos at poses the data lacks.
 
 The aligned CelebA + UTKFace training faces are 85 % within ±18.8° of yaw (landmarks), so a generator learns to
-keep identity only for nearly frontal heads (judged by SFace, heads turned past ~20° lose it). This module re-renders a photo as if the head had
-turned by ``deg`` degrees about its vertical axis, with a generic depth map of an aligned 112×112 face — the
-"face profiling" augmentation of 3DDFA (Zhu et al., 2016) without a fitted mesh:
+keep identity only for nearly frontal heads (judged by SFace, heads turned past ~20° lose it). This module
+re-renders a photo as if the head had turned by ``deg`` degrees about its vertical axis, with a generic depth
+map of an aligned 112×112 face — the "face profiling" augmentation of 3DDFA (Zhu et al., 2016) without a fitted
+mesh:
 
 * the face is a cylinder-like surface, depth ``z = -R·(x_c/a)²`` (``x_c`` = column from the face's centre
   line, ``a`` = half-width at the cheeks; the front of the face is z = 0 and the cheek edges recede by ``R``),
