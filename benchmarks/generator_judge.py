@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -110,6 +111,8 @@ def main(argv=None) -> int:
                     help="SFace's best LFW threshold if known (skips embedding the 12,000 LFW images)")
     ap.add_argument("--real-max", type=int, default=6000, help="real faces in the Fréchet reference (random subset)")
     ap.add_argument("--skip", nargs="*", default=[], help="control speed realism")
+    ap.add_argument("--generate-args", default="",
+                    help="extra `synthfr generate` options for every dataset, e.g. '--filter-min-sim 0.97'")
     ap.add_argument("--json", required=True)
     args = ap.parse_args(argv)
 
@@ -170,11 +173,12 @@ def main(argv=None) -> int:
     e_real = np.load(real_sf)
 
     for spec in args.generators:
-        name = _slug(spec)
+        name = _slug(spec + (" " + args.generate_args if args.generate_args else ""))
+        extra = shlex.split(args.generate_args)
         out = work / f"ds{len(pick)}_{name}"
         if not (out / "manifest.jsonl").is_file():
             _cli("generate", "--identities", str(cond_path), "--images-per-id", "4", "--seed", "3", "--generator",
-                 spec, "--out", str(out), "--no-progress")
+                 spec, "--out", str(out), "--no-progress", *extra)
         imgs = _read_dataset(out, len(pick), 4)
         sf = _embed("sface", imgs).reshape(len(pick), 4, -1)
         dl = _embed("dlib-torch", imgs).reshape(len(pick), 4, -1)
@@ -193,7 +197,7 @@ def main(argv=None) -> int:
         if "realism" not in args.skip:
             r["fd_sface"] = frechet(sf.reshape(-1, sf.shape[-1]), e_real)
         if "control" not in args.skip and spec.startswith("synthfr-v2"):
-            r["control"] = control(spec, cond_path, work, src_sf, thr, n=min(200, len(pick)))
+            r["control"] = control(spec, cond_path, work, src_sf, thr, n=min(200, len(pick)), extra=extra)
         if "speed" not in args.skip:
             from synthfr.generators import create_generator
 
@@ -204,14 +208,16 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             gen.generate(c, np.arange(256))
             r["images_per_s"] = 256 / (time.perf_counter() - t)
-        res[spec] = r
-        print(json.dumps({spec: r}, indent=1), flush=True)
+        key = spec + (" " + args.generate_args if args.generate_args else "")
+        res[key] = r
+        print(json.dumps({key: r}, indent=1), flush=True)
     Path(args.json).write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return 0
 
 
-def control(spec: str, cond_path: Path, work: Path, src_sf: np.ndarray, thr: float, n: int) -> dict:
+def control(spec: str, cond_path: Path, work: Path, src_sf: np.ndarray, thr: float, n: int,
+            extra: list[str] = ()) -> dict:
     """yaw=30 accuracy by landmarks with identity kept; pose-only vs illumination-only spreads."""
     from synthfr.face.attributes import measure_attributes
 
@@ -220,11 +226,11 @@ def control(spec: str, cond_path: Path, work: Path, src_sf: np.ndarray, thr: flo
     sub = work / f"cond_ctl{n}.npy"
     np.save(sub, c)
     sep = "," if ":" in spec else ":"
-    for tag, extra, k in (("yaw30", "yaw=30", 1), ("pose_only", "vary=pose", 4), ("light_only", "vary=illumination", 4)):
-        d = work / f"ctl{n}_{tag}_{_slug(spec)}"
+    for tag, opt, k in (("yaw30", "yaw=30", 1), ("pose_only", "vary=pose", 4), ("light_only", "vary=illumination", 4)):
+        d = work / f"ctl{n}_{tag}_{_slug(' '.join([spec, *extra]))}"
         if not (d / "manifest.jsonl").is_file():
             _cli("generate", "--identities", str(sub), "--images-per-id", str(k), "--seed", "3", "--generator",
-                 spec + sep + extra, "--out", str(d), "--no-progress")
+                 spec + sep + opt, "--out", str(d), "--no-progress", *extra)
         imgs = _read_dataset(d, n, k)
         if tag == "yaw30":
             a = measure_attributes(imgs[:, 0])
