@@ -126,6 +126,19 @@ def as_seed_array(seeds: Any, n: int) -> np.ndarray:
     return arr
 
 
+def condition_batch(conditions: Any, seeds: Any, dim: int | None = None):
+    """``(B×D condition tensor, B int64 seeds)`` for ``generate_tensor``: a torch tensor is used as it is (so
+    gradients reach it; one vector becomes a batch of one), anything else goes through :func:`as_condition_array`
+    (checked against ``dim``)."""
+    import torch
+
+    if not isinstance(conditions, torch.Tensor):
+        conditions = torch.as_tensor(as_condition_array(conditions, dim))
+    if conditions.ndim == 1:
+        conditions = conditions[None]
+    return conditions, as_seed_array(seeds, conditions.shape[0])
+
+
 class Generator:
     """Base class of every generator (subclasses implement :meth:`_generate` or :meth:`generate`).
 

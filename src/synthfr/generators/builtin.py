@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from synthfr.generators import REGISTRY
-from synthfr.generators.base import Generator, as_condition_array, as_seed_array, require_weights, to_uint8_images
+from synthfr.generators.base import Generator, condition_batch, require_weights, to_uint8_images
 
 __all__ = ["SynthfrSmall"]
 
@@ -111,11 +111,7 @@ class SynthfrSmall(Generator):
         """Conditions (B×128, may require grad) + seeds -> B×3×112×112 float in [0, 1], differentiable."""
         import torch
 
-        if not isinstance(conditions, torch.Tensor):
-            conditions = torch.as_tensor(as_condition_array(conditions, self.dim))
-        if conditions.ndim == 1:
-            conditions = conditions[None]
-        s = as_seed_array(seeds, conditions.shape[0])
+        conditions, s = condition_batch(conditions, seeds, self.dim)
         m = self.model
         c = conditions.to(self.device, torch.float32)
         if self.id_gain != 1.0:

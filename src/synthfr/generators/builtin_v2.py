@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from synthfr.generators import REGISTRY
-from synthfr.generators.base import as_condition_array, as_seed_array
+from synthfr.generators.base import condition_batch
 from synthfr.generators.builtin import SynthfrSmall
 
 __all__ = ["SynthfrV2"]
@@ -135,7 +135,7 @@ class SynthfrV2(SynthfrSmall):
         :mod:`synthfr.genmodel.warp` turns the rendered face the rest of the way (up to its ±35°; any remainder
         goes back to the network). The network's own response fades beyond ~15°: asked for 30° through the
         calibration it draws washed-out, artefact-laden heads (docs/benchmarks.md, issue 13, session 9)."""
-        c, s = self._batch(conditions, seeds)
+        c, s = condition_batch(conditions, seeds, self.dim)
         a = self.prior.sample(c, s.tolist(), vary=self.vary, scale=self.attr_scale, fixed=self.fixed,
                               yaw_range=self.yaw_range)
         warp = None
@@ -149,20 +149,10 @@ class SynthfrV2(SynthfrSmall):
             a[:, j] = y - YAW_GAIN * warp
         return self.calibrated(a), warp
 
-    def _batch(self, conditions: Any, seeds: Any):
-        """(B×D condition tensor, B seeds) from any accepted form."""
-        import torch
-
-        c = torch.as_tensor(as_condition_array(conditions, self.dim)) if not isinstance(conditions, torch.Tensor) \
-            else conditions
-        if c.ndim == 1:
-            c = c[None]
-        return c, as_seed_array(seeds, c.shape[0])
-
     def neutral_attributes(self, conditions: Any, seeds: Any):
         """B×A raw attributes at each identity's predicted level: no per-image variation, nothing fixed, not
         calibrated, whatever this generator's options (what a calibration renders its grid from)."""
-        c, s = self._batch(conditions, seeds)
+        c, s = condition_batch(conditions, seeds, self.dim)
         return self.prior.sample(c, s.tolist(), vary=(), fixed={})
 
     def _calibrated_names(self) -> list[str]:
@@ -196,11 +186,7 @@ class SynthfrV2(SynthfrSmall):
         unknown, not calibrated) -> images."""
         import torch
 
-        if not isinstance(conditions, torch.Tensor):
-            conditions = torch.as_tensor(as_condition_array(conditions, self.dim))
-        if conditions.ndim == 1:
-            conditions = conditions[None]
-        s = as_seed_array(seeds, conditions.shape[0])
+        conditions, s = condition_batch(conditions, seeds, self.dim)
         warp = None
         if attrs is None:
             a, warp = self.render_plan(conditions.detach(), s)

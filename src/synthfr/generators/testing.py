@@ -22,7 +22,7 @@ import numpy as np
 from synthfr.face.embedders.testing import CELL, GAIN, GRID
 from synthfr.face.embedders.testing import coord_index as _coord_index
 from synthfr.generators import REGISTRY
-from synthfr.generators.base import Generator, as_condition_array, as_seed_array, to_uint8_images
+from synthfr.generators.base import Generator, condition_batch, to_uint8_images
 
 __all__ = ["TestPattern", "TestFlaky", "is_planted_bad"]
 
@@ -84,11 +84,7 @@ class TestPattern(Generator):
     def generate_tensor(self, conditions: Any, seeds: Any):
         import torch
 
-        if not isinstance(conditions, torch.Tensor):
-            conditions = torch.as_tensor(as_condition_array(conditions, self.dim))
-        if conditions.ndim == 1:
-            conditions = conditions[None]
-        s = as_seed_array(seeds, conditions.shape[0])
+        conditions, s = condition_batch(conditions, seeds, self.dim)
         bad = [j for j, x in enumerate(s) if is_planted_bad(int(x), self.bad_fraction)]
         if bad:  # planted bad images: the pattern of an unrelated unit vector drawn from the seed
             d = conditions.shape[1]

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from synthfr.generators import REGISTRY
-from synthfr.generators.base import Generator, as_seed_array, per_sample_rand, require_weights
+from synthfr.generators.base import Generator, condition_batch, per_sample_rand, require_weights
 
 __all__ = ["Vec2Face", "build_vec2face_net", "VEC2FACE_BASE", "load_vec2face_state_dict"]
 
@@ -362,11 +362,7 @@ class Vec2Face(Generator):
     def generate_tensor(self, conditions: Any, seeds: Any):
         import torch
 
-        if not isinstance(conditions, torch.Tensor):
-            conditions = torch.as_tensor(np.asarray(conditions, dtype=np.float32))
-        if conditions.ndim == 1:
-            conditions = conditions[None]
-        s = as_seed_array(seeds, conditions.shape[0])
+        conditions, s = condition_batch(conditions, seeds)
         rep = conditions.to(self.device, torch.float32)
         if self.input_norm > 0:
             rep = rep / rep.norm(dim=1, keepdim=True).clamp_min(1e-12) * self.input_norm
