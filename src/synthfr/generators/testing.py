@@ -22,7 +22,7 @@ import numpy as np
 from synthfr.face.embedders.testing import CELL, GAIN, GRID
 from synthfr.face.embedders.testing import coord_index as _coord_index
 from synthfr.generators import REGISTRY
-from synthfr.generators.base import Generator, condition_batch, to_uint8_images
+from synthfr.generators.base import Generator, condition_batch
 
 __all__ = ["TestPattern", "TestFlaky", "is_planted_bad"]
 

@@ -37,8 +37,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from synthfr.generators import REGISTRY
 from synthfr.generators.base import Generator, condition_batch, per_sample_rand, require_weights
 

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_inputs", "class_centres", "histogram", "max_offdiag_per_row"]
+__all__ = ["check_inputs", "class_centres", "histogram", "max_offdiag_per_row", "reference_points"]
 
 
 def check_inputs(embeddings: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -28,6 +28,23 @@ def class_centres(e: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     np.add.at(c, inv, e.astype(np.float64))
     c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
     return classes, inv, c.astype(np.float32)
+
+
+def reference_points(reference: Any, reference_labels: Any, dim: int, where: str
+                     ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(ids, unit points, labelled) of a reference set: identity centres when ``reference_labels`` are given,
+    else the embeddings themselves (ids 0..M-1); the dimension must be the dataset's ``dim``."""
+    from synthfr.errors import InputError
+
+    r = np.asarray(reference, dtype=np.float32)
+    if r.ndim != 2 or r.shape[1] != dim:
+        raise InputError(f"{where}: reference embeddings are {r.shape[-1]}-D but the dataset's are {dim}-D; "
+                         "embed both with the same network")
+    r = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
+    if reference_labels is None:
+        return np.arange(len(r)), r, False
+    rcls, _, rc = class_centres(r, np.asarray(reference_labels).reshape(-1))
+    return rcls, rc, True
 
 
 @torch.no_grad()

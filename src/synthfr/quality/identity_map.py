@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from synthfr.errors import InputError
 
 from synthfr.quality import REGISTRY
-from synthfr.quality._common import check_inputs, class_centres, max_offdiag_per_row
+from synthfr.quality._common import check_inputs, class_centres, max_offdiag_per_row, reference_points
 
 __all__ = ["classical_mds", "identity_map", "worst_identities"]
 
@@ -59,17 +58,8 @@ def identity_map(embeddings: Any, labels: Any, reference: Any = None, reference_
     pts, ids = [c[pick]], classes[pick]
     ref_kind, ref_ids = None, []
     if reference is not None:
-        r = np.asarray(reference, dtype=np.float32)
-        if r.ndim != 2 or r.shape[1] != e.shape[1]:
-            raise InputError(f"identity map: reference embeddings are {r.shape[-1]}-D but the dataset's are "
-                             f"{e.shape[1]}-D; embed both with the same network")
-        r = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
-        if reference_labels is not None:
-            rcls, _, rc = class_centres(r, np.asarray(reference_labels).reshape(-1))
-            ref_kind = "identity centres"
-        else:
-            rcls, rc = np.arange(len(r)), r
-            ref_kind = "faces (unlabelled)"
+        rcls, rc, labelled = reference_points(reference, reference_labels, e.shape[1], "identity map")
+        ref_kind = "identity centres" if labelled else "faces (unlabelled)"
         rp = _subsample(len(rc), max_points, rng)
         pts.append(rc[rp])
         ref_ids = rcls[rp]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from synthfr.quality import REGISTRY
-from synthfr.quality._common import check_inputs, class_centres, histogram
+from synthfr.quality._common import check_inputs, class_centres, histogram, reference_points
 
 __all__ = ["leakage", "clean_leaked"]
 
@@ -26,16 +26,8 @@ def leakage(embeddings: Any, labels: Any, reference: Any = None, reference_label
         return {"skipped": "no reference set given (--reference R.npy [--reference-labels RL.npy])"}
     e, lab = check_inputs(embeddings, labels)
     classes, _, c = class_centres(e, lab)
-    r = np.asarray(reference, dtype=np.float32)
-    if r.ndim != 2 or r.shape[1] != e.shape[1]:
-        raise ValueError(f"reference embeddings must be M×{e.shape[1]} (same embedder and space), got {r.shape}")
-    r = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
-    if reference_labels is not None:
-        rcls, _, rc = class_centres(r, np.asarray(reference_labels).reshape(-1))
-        ref_kind = "identity centres"
-    else:
-        rcls, rc = np.arange(len(r)), r
-        ref_kind = "embeddings"
+    rcls, rc, labelled = reference_points(reference, reference_labels, e.shape[1], "leakage")
+    ref_kind = "identity centres" if labelled else "embeddings"
     x, y = torch.as_tensor(c), torch.as_tensor(rc)
     best = torch.full((len(x),), -2.0)
     arg = torch.zeros(len(x), dtype=torch.long)
