@@ -173,9 +173,9 @@ def main(argv=None) -> int:
     e_real = np.load(real_sf)
 
     for spec in args.generators:
-        name = _slug(spec + (" " + args.generate_args if args.generate_args else ""))
+        key = spec + (" " + args.generate_args if args.generate_args else "")  # names the dataset and the result
         extra = shlex.split(args.generate_args)
-        out = work / f"ds{len(pick)}_{name}"
+        out = work / f"ds{len(pick)}_{_slug(key)}"
         if not (out / "manifest.jsonl").is_file():
             _cli("generate", "--identities", str(cond_path), "--images-per-id", "4", "--seed", "3", "--generator",
                  spec, "--out", str(out), "--no-progress", *extra)
@@ -208,7 +208,6 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             gen.generate(c, np.arange(256))
             r["images_per_s"] = 256 / (time.perf_counter() - t)
-        key = spec + (" " + args.generate_args if args.generate_args else "")
         res[key] = r
         print(json.dumps({key: r}, indent=1), flush=True)
     Path(args.json).write_text(json.dumps(res, indent=1))
@@ -217,8 +216,10 @@ def main(argv=None) -> int:
 
 
 def control(spec: str, cond_path: Path, work: Path, src_sf: np.ndarray, thr: float, n: int,
-            extra: list[str] = ()) -> dict:
-    """yaw=30 accuracy by landmarks with identity kept; pose-only vs illumination-only spreads."""
+            extra: list[str] | None = None) -> dict:
+    """yaw=30 accuracy by landmarks with identity kept; pose-only vs illumination-only spreads (``extra``: more
+    ``synthfr generate`` options)."""
+    extra = list(extra or [])
     from synthfr.face.attributes import measure_attributes
 
     out: dict = {}

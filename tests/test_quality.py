@@ -157,6 +157,10 @@ def test_leakage_finds_planted_duplicate_and_cleans():
     assert out["top_pairs"][0]["cos"] > 0.8 and out["leaked_count"] == 2
     ce, cl, mask = clean_leaked(e, lab, out["leaked_identities"])
     assert len(ce) == len(e) - 16 and not np.isin(cl, [13, 31]).any()
+    unlabelled = REGISTRY.get("leakage")(e, lab, reference=ref, threshold=0.8)
+    assert unlabelled["reference_kind"] == "embeddings" and unlabelled["reference_items"] == len(ref)
+    with pytest.raises(ValueError, match="leakage: reference embeddings are 16-D but the dataset's are 32-D"):
+        REGISTRY.get("leakage")(e, lab, reference=ref[:, :16])
 
 
 def test_evaluate_quality_and_cli_report(tmp_path):

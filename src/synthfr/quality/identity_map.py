@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-
 from synthfr.quality import REGISTRY
 from synthfr.quality._common import check_inputs, class_centres, max_offdiag_per_row, reference_points
 
