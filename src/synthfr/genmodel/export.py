@@ -27,7 +27,7 @@ def export_generator(run: str | Path, out: str | Path | None = None, *, ema: boo
     """
     from safetensors.torch import save
 
-    from synthfr.genmodel.trainer import load_checkpoint_model, load_latest
+    from synthfr.genmodel.checkpoint import load_checkpoint_model, load_latest
 
     run = Path(run)
     g = load_checkpoint_model(run, ema=ema)
@@ -77,7 +77,7 @@ def _lineage(run: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
     A run started with ``init_from`` counts its steps from 0; the chain keeps the total training recorded.
     Parents that are no longer on disk are listed by name with unknown (0) steps.
     """
-    from synthfr.genmodel.trainer import load_latest
+    from synthfr.genmodel.checkpoint import load_latest
 
     chain: list[dict[str, Any]] = []
     seen: set[str] = set()

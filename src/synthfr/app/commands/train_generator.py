@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if not cfg.data and job.resume:
         from pathlib import Path
 
-        from synthfr.genmodel.trainer import load_latest
+        from synthfr.genmodel.checkpoint import load_latest
 
         got = load_latest(Path(cfg.out))
         if got is None:
