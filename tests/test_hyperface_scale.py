@@ -195,3 +195,25 @@ def test_progress_bar_redraws_sparingly_and_ends_at_100(capsys):
     bar.close()
     err = capsys.readouterr().err
     assert err.count("\r") < 20 and "100/100" in err.replace(" ", "")
+
+
+def test_convergence_benchmark_runs_the_dense_mode(tmp_path):
+    """benchmarks/hyperface_convergence.py (issue 18's asymptote study): the Welch bound, and more steps of the
+    package's dense mode from the same start end lower."""
+    import importlib.util
+    import json
+    import math
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "hyperface_convergence.py"
+    spec = importlib.util.spec_from_file_location("hyperface_convergence", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.welch(10_000, 512) == pytest.approx(0.0431, abs=1e-4)
+    out = tmp_path / "conv.json"
+    assert mod.main(["--n", "120", "--dim", "8", "--steps", "3", "200", "--json", str(out)]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["steps"] for r in runs] == [3, 200]
+    assert runs[1]["max_cos"] < runs[0]["max_cos"] - 0.02
+    assert runs[1]["ratio_to_welch"] == pytest.approx(runs[1]["max_cos"] / mod.welch(120, 8))
+    assert all(math.isfinite(r["cpu_seconds"]) for r in runs)
