@@ -129,7 +129,8 @@ def _scenario(name: str, tmp: Path) -> None:
 #: Digests recorded from main at b63e77d (before the redesign) with ``python tests/test_generate_digest.py``;
 #: the two ``v2-*`` scenarios re-recorded whenever new synthfr-v2 weights shipped (session 5: step 3,080 + pose
 #: calibration; session 7: step 7,394; session 8: step 10,903; session 9: run v2d step 4,046; session 10: v2d
-#: step 5,648 with `calibrate=all` the default, which changed the generator's options too): the weights (and
+#: step 5,648 with `calibrate=all` the default, which changed the generator's options too; session 12: run v2f
+#: step 5,634 with `id_gain` 1.5): the weights (and
 #: the weights' digest in the config) changed, not the generation code (the pattern scenarios, unchanged, pin
 #: the code).
 EXPECTED: dict[str, dict[str, str]] = {
@@ -152,16 +153,16 @@ EXPECTED: dict[str, dict[str, str]] = {
         "manifest": "1db811ea7c2a03823b2353982842bd9827107fd1a071b62ff9b99b89d863e3ca"
     },
     'v2-noise': {
-        "config": "b09800c59dfa69646aabb13dd2b1366974bc363f7cb1f742aebf4ab8cb2b0097",
+        "config": "0929bf3b0d238a25469cb082d714969c653f96155b0bea2b9f92733b8c253a5b",
         "identities": "9d45ef065d230df2f3b8b0e26fd8e49b86f9566401608a643398a302fe9df37b",
-        "images": "3c35da2f87f57455369e6f17f7c3d0a117072eb252095a35ebe492a0f71f81fe",
-        "manifest": "16144bae3ed91005eafb1819a281e236950857fa6d5bd19225bf49e7cae79eaa"
+        "images": "ae304378c2593ba8c78c204c88eaf1d83c3281f44d564a419b7342ab60cec6d1",
+        "manifest": "b1395ffa93cea8331d67184d2d18cae862eb57006a0a1617e4e2a1cdbd3d4654"
     },
     'v2-attrop': {
-        "config": "7d44a313d2520ab9aa076e0b4ba9c23b130360b6a677fb98651bd118d3dcd8c5",
+        "config": "5e5b21338b2d1d69e77c5a08d7c3e6fc384f45876bc0cebf2f3c1568362a03c9",
         "identities": "36057d0879eea8810dcb584c404be6452e582b8d56ffbba7fa47cd0596e6925f",
-        "images": "6e042345147cf267ddbd27a0f993c991df1bec1d71b18f72d053b84365ff66a9",
-        "manifest": "9dfe732c4bc1d97b1bf0d6126397c551601020e06a9bed6afed628eed2d2c2c2"
+        "images": "ec1ceb89c1176286d38a8555d7a6793eea56dae99a69f9956f8a4f42af71f554",
+        "manifest": "dc71aabfcfef791b33ad04f18440d2260be0639efdf3611e54ab6412b2c1ee35"
     },
 }
 
