@@ -30,7 +30,8 @@ def welch(n: int, d: int) -> float:
 
 
 def lp_bound(d: int, s: float, degree: int = 40, points: int = 4000) -> float:
-    """Delsarte's LP bound: max f(1)/f_0 over f = 1 + Σ_k f_k G_k, f_k ≥ 0, f ≤ 0 on [−1, s] (G_k Gegenbauer, G_k(1)=1)."""
+    """Delsarte's LP bound: the least f(1)/f_0 over f = 1 + Σ_k f_k G_k with f_k ≥ 0 and f ≤ 0 on [−1, s]
+    (G_k the Gegenbauer polynomials of R^d, G_k(1) = 1)."""
     import numpy as np
     from scipy.optimize import linprog
     from scipy.special import eval_gegenbauer

@@ -2,6 +2,11 @@
 invariance, determinism, the device-generic (bfloat16 Gram) path and the dense mode's polish."""
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -200,11 +205,6 @@ def test_progress_bar_redraws_sparingly_and_ends_at_100(capsys):
 def test_convergence_benchmark_runs_the_dense_mode(tmp_path):
     """benchmarks/hyperface_convergence.py (issue 18's asymptote study): the Welch bound, and more steps of the
     package's dense mode from the same start end lower."""
-    import importlib.util
-    import json
-    import math
-    from pathlib import Path
-
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "hyperface_convergence.py"
     spec = importlib.util.spec_from_file_location("hyperface_convergence", path)
     mod = importlib.util.module_from_spec(spec)
