@@ -1,6 +1,6 @@
 """How far the `hyperface` dense mode goes with many more steps (issue 18, acceptance 2).
 
-Runs the dense mode (the package's own :func:`run_dense`, default settings, no gallery) from the same uniform random
+Runs the ``hyperface`` sampler (dense mode, default settings, no gallery) from the same uniform random
 start for several step counts and prints the exact maximum cosine and its ratio to the Welch bound
 ``sqrt((N − D) / (D (N − 1)))``. Small analogues with the same N/D as 10,000 × 512 (1,250 × 64, 2,500 × 128,
 5,000 × 256) show where the method levels off, which a 300-second run at 10,000 × 512 cannot.
@@ -20,13 +20,9 @@ import time
 
 import torch
 
-from synthfr.samplers.hyperface import HyperFaceConfig
-from synthfr.samplers.hyperface._common import init_points, max_cos
-from synthfr.samplers.hyperface._dense import run_dense
-
-
-def welch(n: int, d: int) -> float:
-    return math.sqrt((n - d) / (d * (n - 1)))
+from synthfr.samplers import create_sampler
+from synthfr.samplers.geometry import pair_stats
+from synthfr.samplers.geometry import welch_bound as welch
 
 
 def lp_bound(d: int, s: float, degree: int = 40, points: int = 4000) -> float:
@@ -57,11 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     w = welch(a.n, a.dim)
     out = {"n": a.n, "dim": a.dim, "welch": w, "seed": a.seed, "threads": a.threads, "runs": [], "lp_bound": {}}
     for steps in a.steps:
-        cfg = HyperFaceConfig(iterations=steps, time_budget=None, progress=False)
-        x, _ = init_points(a.n, a.dim, None, a.seed, "random", "cpu")
+        sampler = create_sampler("hyperface", init="random", iterations=steps, time_budget=None, progress=False)
         t0 = time.process_time()
-        y, _ = run_dense(cfg, x, None, 0.0, a.seed)
-        m = max_cos(y, 4096)
+        x, _ = sampler.sample(a.n, dim=a.dim, seed=a.seed)
+        m = pair_stats(x)["max_cos"]  # exact, all pairs
         row = {"steps": steps, "max_cos": m, "ratio_to_welch": m / w, "cpu_seconds": time.process_time() - t0}
         out["runs"].append(row)
         print(f"{a.n} x {a.dim}, {steps} steps: max cos {m:.4f} = {m / w:.3f} x Welch ({w:.4f}), "
