@@ -128,7 +128,7 @@ def train(cfg: TrainConfig) -> Path:
             handlers[sig] = signal.signal(sig, on_signal)
     existed = Path(cfg.out).exists()
     try:
-        with lock:
+        with lock, D.owned_process_group():
             return _train(cfg)
     finally:
         for sig, h in handlers.items():

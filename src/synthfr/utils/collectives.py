@@ -5,10 +5,13 @@ identity when it is not initialised. (Where a process sits in a launch, without 
 Below training and models on the journey: the FR loop, its checkpoints and partial FC (models) all use them."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 __all__ = ["init_distributed", "is_distributed", "rank", "world_size", "local_rank", "barrier", "all_gather_grad",
-           "all_reduce_sum_grad", "all_reduce_max", "cleanup", "is_main", "broadcast_floats"]
+           "all_reduce_sum_grad", "all_reduce_max", "cleanup", "owned_process_group", "is_main", "broadcast_floats"]
 
 
 def _dist():
@@ -68,6 +71,21 @@ def init_distributed(device: str = "auto") -> tuple[int, int, torch.device]:
 def cleanup() -> None:
     if torch.distributed.is_available() and _dist().is_initialized():
         _dist().destroy_process_group()
+
+
+@contextlib.contextmanager
+def owned_process_group() -> Iterator[None]:
+    """Destroy the process group on leaving if it was created inside (by :func:`init_distributed`).
+
+    Why: a process that exits with a live gloo group can abort at interpreter shutdown ("terminate called without
+    an active exception", SIGABRT) because gloo's worker threads outlive Python. A group the caller made stays.
+    """
+    owned = not (torch.distributed.is_available() and _dist().is_initialized())
+    try:
+        yield
+    finally:
+        if owned:
+            cleanup()
 
 
 def barrier() -> None:

@@ -148,6 +148,13 @@ _FLIP_LM = [1, 0, 2, 4, 3]  # left/right eye and mouth corner swap places in a m
 def train_dit(cfg: DiTTrainConfig, resume: bool = False, progress: bool = True,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run stage 1 (once) and train the DiT until ``max_steps`` or ``time_budget``; returns a summary."""
+    from synthfr.utils.collectives import owned_process_group
+
+    with owned_process_group():  # under torchrun: the group is destroyed before exit (gloo aborts otherwise)
+        return _train_dit(cfg, resume, progress, log)
+
+
+def _train_dit(cfg: DiTTrainConfig, resume: bool, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
     from synthfr.genmodel.dit.prototypes import train_prototypes
     from synthfr.utils.device import resolve_device
 
