@@ -13,6 +13,7 @@ question's shared inputs (real CelebA subsets, the long-tail pool) are made firs
     python $A q2 ... --arm real50x10 --seeds 0                           # one arm, one seed
     python $A cost                                                       # estimated CPU minutes per arm
     python $A summary --out $O                                           # the tables (benchmarks/experiments15_summary.py)
+    python $A archive --out $O --to benchmarks/results/issue15            # keep the figures (summary reads either)
 
 Re-running skips every arm-seed whose eval.json exists (pipelines also resume stage by stage).
 """
@@ -167,9 +168,26 @@ def run_question(q: str, a: argparse.Namespace) -> int:
     return 0
 
 
+def archive(out: str, to: str) -> int:
+    """Copy the small files the tables are made from (eval.json, wall.json, quality.json, the held-out benchmark's
+    description) from ``out`` to ``to`` in the same layout, so ``summary --out TO`` outlives the scratch folder."""
+    import shutil
+
+    src, dst, n = Path(out), Path(to), 0
+    for p in sorted(src.glob("*.json")) + sorted(src.rglob("eval.json")) + sorted(src.rglob("wall.json")) + sorted(
+            src.glob("*/quality/quality.json")):
+        if "frozen" in p.relative_to(src).parts:
+            continue
+        (dst / p.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, dst / p.relative_to(src))
+        n += 1
+    print(f"archived {n} files from {src} to {dst}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=[*QUESTIONS, "all", "summary", "cost"])
+    ap.add_argument("what", choices=[*QUESTIONS, "all", "summary", "cost", "archive"])
     ap.add_argument("--out", default="/work/cache/exp", help="experiments folder (one sub-folder per arm)")
     ap.add_argument("--lfw", default="../shared/data/lfw/lfw.bin", help="lfw.bin (evaluation only)")
     ap.add_argument("--heldout", help="held-out .bin (default OUT/heldout.bin; made by q7)")
@@ -180,10 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     ap.add_argument("--exe", default=None, help="how to call synthfr (default: this python -m synthfr.cli)")
     ap.add_argument("--question", help="summary/cost: only this question")
+    ap.add_argument("--to", default=str(ROOT / "benchmarks" / "results" / "issue15"),
+                    help="archive: where the figures are kept (default benchmarks/results/issue15)")
     a = ap.parse_args(argv)
     a.heldout = a.heldout or f"{a.out}/heldout.bin"
     a.python = "python" if a.exe else sys.executable  # printed as given with --exe (docs), exact otherwise
     a.exe = shlex.split(a.exe) if a.exe else [sys.executable, "-m", "synthfr.cli"]
+    if a.what == "archive":
+        return archive(a.out, a.to)
     if a.what in ("summary", "cost"):
         s = summary_tables
         qs = [a.question] if a.question else list(QUESTIONS)

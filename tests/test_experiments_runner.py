@@ -216,3 +216,22 @@ def test_summary_of_a_fake_tree(tmp_path, capsys):
     per_seed = [np.mean(folds[("w100x60", s)][0]) - np.mean(folds[("w300x20", s)][0]) for s in (0, 1)]
     assert f"{np.mean(per_seed):+.4f} ± {np.std(per_seed, ddof=1):.4f} (2 seeds)" in cmp_row
     assert f"{t:+.2f}" in cmp_row
+
+
+def test_archive_keeps_what_the_summary_reads(tmp_path, capsys):
+    out = tmp_path / "exp"
+    for s in (0, 1):
+        _fake_eval(out / "w300x20" / f"s{s}" / "evaluate" / "eval.json", [0.7 + 0.01 * s] * 10, [0.6] * 10)
+        (out / "w300x20" / f"s{s}" / "wall.json").write_text(json.dumps({"seconds": 600}))
+        (out / "w300x20" / f"s{s}" / "train").mkdir(parents=True)
+        (out / "w300x20" / f"s{s}" / "train" / "model.safetensors").write_bytes(b"x" * 1000)  # not kept
+    (out / "heldout.json").write_text(json.dumps({"pairs": 6000}))
+    assert E.main(["summary", "--out", str(out), "--question", "q1"]) == 0
+    before = capsys.readouterr().out
+    assert E.main(["archive", "--out", str(out), "--to", str(tmp_path / "kept")]) == 0
+    capsys.readouterr()
+    kept = sorted(str(p.relative_to(tmp_path / "kept")) for p in (tmp_path / "kept").rglob("*") if p.is_file())
+    assert kept == ["heldout.json", "w300x20/s0/evaluate/eval.json", "w300x20/s0/wall.json",
+                    "w300x20/s1/evaluate/eval.json", "w300x20/s1/wall.json"]
+    assert E.main(["summary", "--out", str(tmp_path / "kept"), "--question", "q1"]) == 0
+    assert capsys.readouterr().out == before
