@@ -270,3 +270,22 @@ def test_shipped_weights_load_from_the_package():
     assert gen.meta["trained_steps"] > 0 and gen.meta["embedder"] == "dlib-torch"
     imgs = gen.generate(_unit(2).numpy(), [0, 1])
     assert imgs.shape == (2, 112, 112, 3) and imgs.std() > 5  # not a constant image
+
+
+def test_z_scale_recorded_with_the_weights(tmp_path):
+    from synthfr.generators import create_generator
+
+    _write_tiny_weights(tmp_path / "w", z_scale=2.0)
+    _write_tiny_weights(tmp_path / "plain")
+    rec = create_generator("synthfr-small", weights=tmp_path / "w")
+    assert rec.z_scale == 2.0 and rec.options()["z_scale"] == 2.0
+    assert create_generator("synthfr-small", weights=tmp_path / "plain").z_scale == 1.0  # not recorded: 1.0
+    given = create_generator("synthfr-small", weights=tmp_path / "plain", z_scale=2.0)
+    c = _unit(3)
+    with torch.no_grad():
+        assert torch.equal(rec.generate_tensor(c, [1, 2, 3]), given.generate_tensor(c, [1, 2, 3]))
+        zero = create_generator("synthfr-small", weights=tmp_path / "w", z_scale=0)
+        assert zero.z_scale == 0.0 and torch.equal(zero.generate_tensor(c[:1].repeat(2, 1), [1, 2])[0],
+                                                   zero.generate_tensor(c[:1].repeat(2, 1), [1, 2])[1])
+    with pytest.raises(ValueError, match="z_scale"):
+        create_generator("synthfr-small", weights=tmp_path / "w", z_scale=-1)

@@ -56,7 +56,7 @@ class SynthfrV2(SynthfrSmall):
                              "trained by synthfr from synthfr-small (see synthfr/weights/synthfr-v2/MODEL_CARD.md)"}
     extra_files = ("attributes.safetensors",)
 
-    def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float = 1.0,
+    def __init__(self, weights: str | Path | None = None, device: Any = "cpu", z_scale: float | None = None,
                  id_gain: float | None = None, vary: str = "pose+expression+illumination+quality",
                  yaw_range: float | None = None, attr_scale: float = 1.0, calibrate: Any = "all",
                  turn: str = "warp", turn_limit: float = 18.0, **fixed: Any):

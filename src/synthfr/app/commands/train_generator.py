@@ -55,6 +55,8 @@ class ExportOptions:
     id_gain: float | None = None
     """With export_to: record the default identity gain of these weights (synthfr-small id_gain; choose it with
     benchmarks/generator_acceptance.py --id-gain)."""
+    z_scale: float | None = None
+    """With export_to: record the default style-noise scale of these weights (z_scale; 1.0 when not recorded)."""
     calibrate_on: str | None = None
     """With export_to: measure the exported synthfr-v2 weights' pose response on these TRAINING-set dlib-torch
     embeddings (EMB.npy, N×128 or N×K×128; never evaluation data) and write calibration.safetensors beside them."""
@@ -63,7 +65,7 @@ class ExportOptions:
 
 
 _CLI = {"data": {"metavar": "DIR"}, "out": {"metavar": "RUN"}, "time_budget": {"type": _duration},
-        "export_to": {"metavar": "DIR"}, "id_gain": {"metavar": "G"},
+        "export_to": {"metavar": "DIR"}, "id_gain": {"metavar": "G"}, "z_scale": {"metavar": "Z"},
         "calibrate_on": {"metavar": "EMB.npy"}, "calibrate_n": {"metavar": "N"}}
 
 
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.out:
             raise ValueError("--export-to needs --out RUN (the run to export)")
-        extra = {} if job.id_gain is None else {"id_gain": float(job.id_gain)}
+        extra = {k: float(v) for k, v in (("id_gain", job.id_gain), ("z_scale", job.z_scale)) if v is not None}
         dest = export_generator(args.out, None if job.export_to == "package" else job.export_to, half=job.half,
                                 extra=extra)
         print(f"train-generator: exported {args.out} to {dest}")
