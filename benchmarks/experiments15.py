@@ -169,8 +169,9 @@ def run_question(q: str, a: argparse.Namespace) -> int:
 
 
 def archive(out: str, to: str) -> int:
-    """Copy the small files the tables are made from (eval.json, wall.json, quality.json, the held-out benchmark's
-    description) from ``out`` to ``to`` in the same layout, so ``summary --out TO`` outlives the scratch folder."""
+    """Copy the small files the tables are made from (eval.json, wall.json, the held-out benchmark's description;
+    of quality.json only the per-network headline the tables read) from ``out`` to ``to`` in the same layout, so
+    ``summary --out TO`` outlives the scratch folder."""
     import shutil
 
     src, dst, n = Path(out), Path(to), 0
@@ -178,8 +179,14 @@ def archive(out: str, to: str) -> int:
             src.glob("*/quality/quality.json")):
         if "frozen" in p.relative_to(src).parts:
             continue
-        (dst / p.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(p, dst / p.relative_to(src))
+        q = dst / p.relative_to(src)
+        q.parent.mkdir(parents=True, exist_ok=True)
+        if p.name == "quality.json":  # ~400 KB with per-identity detail: keep the headline of each network
+            nets = json.loads(p.read_text()).get("networks") or {}
+            q.write_text(json.dumps({"networks": {k: {"dataset": v.get("dataset", {})} for k, v in nets.items()}},
+                                    indent=1) + "\n")
+        else:
+            shutil.copy2(p, q)
         n += 1
     print(f"archived {n} files from {src} to {dst}")
     return 0

@@ -226,12 +226,18 @@ def test_archive_keeps_what_the_summary_reads(tmp_path, capsys):
         (out / "w300x20" / f"s{s}" / "train").mkdir(parents=True)
         (out / "w300x20" / f"s{s}" / "train" / "model.safetensors").write_bytes(b"x" * 1000)  # not kept
     (out / "heldout.json").write_text(json.dumps({"pairs": 6000}))
+    (out / "w300x20" / "quality").mkdir()
+    q = {"networks": {"sface": {"dataset": {"mean cos to own centre": 0.512, "EER": 0.234}, "reference": {"x": 1}}},
+         "identity_map": list(range(1000))}
+    (out / "w300x20" / "quality" / "quality.json").write_text(json.dumps(q))
     assert E.main(["summary", "--out", str(out), "--question", "q1"]) == 0
     before = capsys.readouterr().out
     assert E.main(["archive", "--out", str(out), "--to", str(tmp_path / "kept")]) == 0
     capsys.readouterr()
     kept = sorted(str(p.relative_to(tmp_path / "kept")) for p in (tmp_path / "kept").rglob("*") if p.is_file())
-    assert kept == ["heldout.json", "w300x20/s0/evaluate/eval.json", "w300x20/s0/wall.json",
-                    "w300x20/s1/evaluate/eval.json", "w300x20/s1/wall.json"]
+    assert kept == ["heldout.json", "w300x20/quality/quality.json", "w300x20/s0/evaluate/eval.json",
+                    "w300x20/s0/wall.json", "w300x20/s1/evaluate/eval.json", "w300x20/s1/wall.json"]
+    slim = json.loads((tmp_path / "kept" / "w300x20" / "quality" / "quality.json").read_text())
+    assert slim == {"networks": {"sface": {"dataset": q["networks"]["sface"]["dataset"]}}}
     assert E.main(["summary", "--out", str(tmp_path / "kept"), "--question", "q1"]) == 0
     assert capsys.readouterr().out == before
