@@ -203,3 +203,22 @@ def test_attrop_start_variation_and_unknown_embedder(parts):
         embedder = "no-such-embedder"
     with pytest.raises(ValueError, match="not registered"):
         AttrOP()._embedder(NoEmb(), None)
+
+
+def test_attrop_steers_the_generator_that_renders_even_with_options():
+    """A bare generator name (the default) shares the dataset's generator built with options; explicit other
+    options, another name or other weights do not."""
+    import torch
+
+    from synthfr.variations.attrop import AttrOP
+
+    class Gen:
+        differentiable = True
+        device = torch.device("cpu")
+
+    g, a = Gen(), AttrOP()
+    assert a.share_generator(g, "synthfr-v2:z_scale=1", None) and a._shared_generator is g
+    assert AttrOP(generator="synthfr-v2").share_generator(g, "synthfr-v2", None)
+    assert not AttrOP(generator="synthfr-v2:z_scale=2").share_generator(g, "synthfr-v2:z_scale=1", None)
+    assert not AttrOP(generator="synthfr-v2").share_generator(g, "synthfr-small:z_scale=1", None)
+    assert not AttrOP(generator="synthfr-v2").share_generator(g, "synthfr-v2", "/some/weights")

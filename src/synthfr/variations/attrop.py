@@ -171,10 +171,14 @@ class AttrOP(Variation):
     def share_generator(self, generator: Any, spec: str, weights: str | None) -> bool:
         """Steer the dataset's own generator (``synthfr generate`` passes the one it renders with, built from
         ``spec``/``weights``) when it is the one configured here (same spec, weights and device), instead of
-        loading a second copy. Returns whether it is used."""
+        loading a second copy. A bare name here (the default ``synthfr-v2``) also matches that generator with
+        options (``synthfr-v2:z_scale=1``): the vectors must be steered through the network and options that
+        render them, or ``params["met"]`` describes another image. Returns whether it is used."""
         from synthfr.utils.device import resolve_device
 
-        same = (self.config.generator == spec and self.config.weights == weights
+        mine = self.config.generator
+        named = mine == spec or (":" not in mine and mine == spec.partition(":")[0])
+        same = (named and self.config.weights == weights
                 and str(resolve_device(self.config.device)) == str(getattr(generator, "device", None)))
         if same and self._components is None and getattr(generator, "differentiable", False):
             self._shared_generator = generator
