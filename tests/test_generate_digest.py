@@ -75,6 +75,11 @@ def digests(root: str | Path) -> dict[str, str]:
     return {k: h.hexdigest() for k, h in sorted(parts.items())}
 
 
+#: the built-in network with its style-noise scale pinned (1, the recorded default before session 13), so the
+#: pixels stay comparable with the AVX-512 records whatever default the shipped config.json names
+V2 = "synthfr-v2:z_scale=1"
+
+
 def _run(**kw) -> dict:
     base = dict(seed=11, fsync=False, device="cpu", workers=1, batch_size=4)
     base.update(kw)
@@ -116,11 +121,11 @@ def _scenario(name: str, tmp: Path) -> None:
         merge_shards([tmp / "s0", tmp / "s1"], tmp / name, log=lambda m: None)
     elif name == "v2-noise":  # the built-in network, β-noise in the standardised space
         ids = _identities(tmp, 3, 128)
-        _run(identities=str(ids), generator="synthfr-v2", images_per_id=2, variation="hyperface-noise:beta=0.02",
+        _run(identities=str(ids), generator=V2, images_per_id=2, variation="hyperface-noise:beta=0.02",
              out=str(tmp / name))
     elif name == "v2-attrop":  # AttrOP steers the vectors of the network that renders them
         ids = _identities(tmp, 2, 128)
-        _run(identities=str(ids), generator="synthfr-v2", images_per_id=2,
+        _run(identities=str(ids), generator=V2, images_per_id=2,
              variation="attrop:targets=1:yaw=30,steps=2,batch_size=4", out=str(tmp / name))
     else:
         raise KeyError(name)
@@ -137,7 +142,9 @@ def _scenario(name: str, tmp: Path) -> None:
 #: results (manifest cosines, the network's pixels) differ in the last bits between AVX-512 and AVX2 kernels of
 #: torch, oneDNN and numpy, so a machine is compared with digests recorded on its own kind. ``AVX512``: the
 #: machines of sessions 1-12 (and CI until session 13); ``AVX2``: recorded in session 13 (AMD EPYC without
-#: AVX-512). A CPU kind without a record skips, naming how to record it.
+#: AVX-512). A CPU kind without a record skips, naming how to record it. Since session 13 (``z_scale`` 2.5 recorded
+#: in the shipped config.json, which the manifest's ``weights_sha256`` and the config hash) the AVX-512 records of
+#: the ``v2-*`` scenarios keep their images and identities only: the other parts can be recorded only on such a CPU.
 EXPECTED: dict[str, dict[str, dict[str, str]]] = {
     "AVX512": {
         'pattern-sigma-filter': {
@@ -159,16 +166,12 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
             "manifest": "1db811ea7c2a03823b2353982842bd9827107fd1a071b62ff9b99b89d863e3ca"
         },
         'v2-noise': {
-            "config": "0929bf3b0d238a25469cb082d714969c653f96155b0bea2b9f92733b8c253a5b",
             "identities": "9d45ef065d230df2f3b8b0e26fd8e49b86f9566401608a643398a302fe9df37b",
-            "images": "ae304378c2593ba8c78c204c88eaf1d83c3281f44d564a419b7342ab60cec6d1",
-            "manifest": "b1395ffa93cea8331d67184d2d18cae862eb57006a0a1617e4e2a1cdbd3d4654"
+            "images": "ae304378c2593ba8c78c204c88eaf1d83c3281f44d564a419b7342ab60cec6d1"
         },
         'v2-attrop': {
-            "config": "5e5b21338b2d1d69e77c5a08d7c3e6fc384f45876bc0cebf2f3c1568362a03c9",
             "identities": "36057d0879eea8810dcb584c404be6452e582b8d56ffbba7fa47cd0596e6925f",
-            "images": "ec1ceb89c1176286d38a8555d7a6793eea56dae99a69f9956f8a4f42af71f554",
-            "manifest": "dc71aabfcfef791b33ad04f18440d2260be0639efdf3611e54ab6412b2c1ee35"
+            "images": "ec1ceb89c1176286d38a8555d7a6793eea56dae99a69f9956f8a4f42af71f554"
         },
     },
     "AVX2": {
@@ -191,16 +194,16 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
             "manifest": "1db811ea7c2a03823b2353982842bd9827107fd1a071b62ff9b99b89d863e3ca"
         },
         'v2-noise': {
-            "config": "ce42575725de3183b48a51095d0fd0bd02488a8bb336a8320175f61c5b4460b0",
+            "config": "bf2ba07ce1aa242d80b653b56a1524e5b0a915099bdbd857b825b24342ae52b9",
             "identities": "cf0a1a25af699bfa18f1efed5751d744ac979f06a14c635813c0c6bf4166d799",
             "images": "41d76492e0b9a07a5a3d1c2df8ea45068c78dd3b097978b31682c1c530ed77e4",
-            "manifest": "5dd4cb37c08e18882b4ed432abc338728d5f0a93588089ad222fdc788d071b19"
+            "manifest": "982aa6d12edc1daeabb1a8fead9f7c1a3ec86717f6b005143f2bc7573862e4fb"
         },
         'v2-attrop': {
-            "config": "a61b38a371a399edc5cabfbab6612a0550fe4f74e5a3b30ffa63809b5fac0147",
+            "config": "d9adc1c7603aeffb602a16e6143fa1239adc7704bb2490ca3fb6758528d06315",
             "identities": "55ea51104dcc954dcd0f95a9a9542bfc18354ab4d4bb7c5be20477cd122625d4",
             "images": "c761e71f059cbe01c30bc9ae7421b54af2520ba8d0c5e230fda02e96784a6922",
-            "manifest": "dc71aabfcfef791b33ad04f18440d2260be0639efdf3611e54ab6412b2c1ee35"
+            "manifest": "8ee0a87484720a9464f79f9d307ed4de08c26046f18b2786cbc844e4d63399cb"
         },
     },
 }
@@ -233,7 +236,7 @@ def test_dataset_bytes_match_the_recorded_digests(name, tmp_path, one_thread):
                     f"{', '.join(k for k, v in EXPECTED.items() if name in v)}); print them with "
                     "`python tests/test_generate_digest.py` and add them to EXPECTED")
     got = digests(scenario(name, tmp_path))
-    diff = [part for part in sorted(set(got) | set(want)) if got.get(part) != want.get(part)]
+    diff = [part for part in sorted(want) if got.get(part) != want[part]]  # a record may leave parts out (below)
     assert not diff, f"scenario {name}: {', '.join(diff)} changed ({got})"
 
 

@@ -12,7 +12,8 @@ within-identity deviation drawn from the image seed). Options (``synthfr-v2:key=
   ``pose`` alone, ``illumination`` alone, ``none``... (SynFace's attribute study).
 * ``yaw`` / ``pitch`` / any attribute name — fix it for every image (``yaw=30``).
 * ``yaw_range`` — draw yaw uniformly in ±range (pose-balanced sets); ``attr_scale`` — scale the deviations.
-* ``z_scale``, ``id_gain`` — as for ``synthfr-small``.
+* ``z_scale``, ``id_gain`` — as for ``synthfr-small``; by default the values recorded with the weights (the shipped
+  ones: ``z_scale`` 2.5, ``id_gain`` 1.5).
 * ``turn`` — how a requested yaw (landmark degrees) is rendered: ``warp`` (default: the network up to
   ±``turn_limit``, default 18° — about the 85th percentile of |yaw| in its training photos, beyond which it has
   few real faces to learn from — then the 3-D depth-map warp of :mod:`synthfr.genmodel.warp` for the rest; see
