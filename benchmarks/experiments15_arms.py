@@ -18,6 +18,7 @@ TRAIN_FLAGS = ["--backbone", "mobilefacenet_s1", "--input-size", "64", "--embedd
 LT_IDS, LT_IMAGES = 300, 6000
 LT_RATIOS = {"lt-mild": 10.0, "lt-steep": 100.0}  # head/tail image-count ratio of the two long tails
 V2 = "synthfr-v2:vary="
+V2_ALL = "pose+expression+illumination+quality"  # every attribute group varies: synthfr-v2's default
 
 
 def longtail_counts(n: int, total: int, ratio: float, minimum: int = 2) -> list[int]:
@@ -76,15 +77,18 @@ def _arms() -> list[Arm]:
               Arm(f"cat-real{n}", "q2", f"synthetic 300x20 + real {n}x10 concatenated, no mixup",
                   sets={"train.extra_data": f"[{sub}]"}, images=BASE_IMAGES + n * 10, needs=(f"celeba-{n}x10",),
                   same_data="w300x20")]
+    a.append(Arm("v2-dm-real50", "q2", "synthfr-v2 300x20 (the v2-all set) + domain mixup with real 50x10",
+                 sets={"generate.generator": V2 + V2_ALL, "train.config.domain_mixup": "{O}/data/celeba-50x10"},
+                 needs=("celeba-50x10",), same_data="v2-all"))
     a.append(Arm("real-rest", "q2", "real CelebA, every identity not held out (the real reference)", kind="train",
                  data="{O}/data/celeba-rest", images=4866, needs=("celeba-rest",)))
     for k in LT_COUNTS:
         a.append(Arm(k, "q3", f"same 300 identities, 6,000 images, long tail {int(LT_RATIOS[k])}:1 "
                      f"({max(LT_COUNTS[k])} to {min(LT_COUNTS[k])} images)", kind="train", data=f"{{O}}/data/syn300-{k}",
                      needs=("lt-pool", k)))
-    for v in ("none", "pose", "illumination", "expression", "pose+expression+illumination+quality"):
-        a.append(Arm(f"v2-{v.split('+')[0] if '+' not in v else 'all'}", "q4", f"synthfr-v2, varying: {v}",
-                     sets={"generate.generator": V2 + v}))
+    for v in ("none", "pose", "illumination", "expression", V2_ALL):
+        a.append(Arm(f"v2-{v if v != V2_ALL else 'all'}", "q4", f"synthfr-v2, varying: {v}",
+                     sets={"generate.generator": V2 + v}, shared=("q2",) if v == V2_ALL else ()))
     a += [Arm("uniform-3000x2", "q5", "uniform identities, 3,000 x 2",
               sets={"sample.n": 3000, "generate.images_per_id": 2, "sample.method": "uniform", "sample.options": "{}"}),
           Arm("vec2face-3000x2", "q5", "Vec2Face sampling (tau 0.3), 3,000 x 2",
@@ -109,7 +113,9 @@ QUESTIONS = {"q1": "dataset width vs depth at 6,000 images (SynFace 4.4)", "q2":
 PAIRS = {"q1": [("w100x60", "w300x20"), ("w1000x6", "w300x20"), ("w3000x2", "w300x20"), ("w100x60", "w3000x2")],
          "q2": [("w300x20", "real-rest"), ("real100x10", "real50x10"), ("dm-real50", "w300x20"),
                 ("dm-real100", "w300x20"), ("cat-real50", "w300x20"), ("cat-real100", "w300x20"),
-                ("dm-real50", "cat-real50"), ("dm-real100", "cat-real100"), ("dm-real100", "real100x10")],
+                ("dm-real50", "cat-real50"), ("dm-real100", "cat-real100"), ("dm-real100", "real100x10"),
+                ("v2-all", "real-rest"), ("v2-dm-real50", "v2-all"), ("v2-dm-real50", "dm-real50"),
+                ("v2-dm-real50", "real-rest")],
          "q3": [("lt-mild", "w300x20"), ("lt-steep", "w300x20"), ("lt-steep", "lt-mild")],
          "q4": [("v2-pose", "v2-none"), ("v2-illumination", "v2-none"), ("v2-expression", "v2-none"),
                 ("v2-all", "v2-none"), ("v2-all", "w300x20"), ("v2-all", "real-rest")],
