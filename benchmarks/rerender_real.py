@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("real", help="aligned real faces, one folder per identity (`synthfr align` output)")
     p.add_argument("out", help="where the re-rendered copy goes (one folder per identity, same file stems)")
     p.add_argument("--generator", default="synthfr-v2", help="generator spec NAME[:key=value,...]")
+    p.add_argument("--embedder", default="dlib-torch",
+                   help="the network whose embedding of each photo conditions its copy (the generator's own space)")
     p.add_argument("--batch", type=int, default=64, help="images per forward pass")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--measure", action="store_true", help="measure the copy against the photos (measure.json)")
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     paths, labels, names = scan_image_folder(root)
     images = np.stack([decode_rgb((root / q).read_bytes(), 112) for q in paths])
     print(f"{len(images)} photos of {len(names)} identities from {root}", flush=True)
-    cond = create_embedder("dlib-torch", device="cpu").embed(images)
+    cond = create_embedder(a.embedder, device="cpu").embed(images)
     gen = create_generator(a.generator)
     attrs = None
     if not a.no_attributes and hasattr(gen, "prior"):
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             write_image_file(out / names[labels[i + j]] / (q.stem + ".jpg"), img)
     meta = {"real": str(root), "generator": a.generator, "options": gen.options(), "photos": len(images),
             "identities": len(names), "attributes": "own" if attrs is not None else "prior", "condition": "own",
-            "embedder": "dlib-torch", "seconds": round(time.time() - t0, 1), "provenance": provenance()}
+            "embedder": a.embedder, "seconds": round(time.time() - t0, 1), "provenance": provenance()}
     (out / "rerender.json").write_text(json.dumps(meta, indent=1))
     print(json.dumps({k: v for k, v in meta.items() if k != "provenance"}))
     return 0
