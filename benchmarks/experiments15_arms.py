@@ -124,6 +124,18 @@ PAIRS = {"q1": [("w100x60", "w300x20"), ("w1000x6", "w300x20"), ("w3000x2", "w30
          "q7": []}
 
 
+def category(arm: Arm) -> tuple[str, str | None]:
+    """What an arm trains on — ``synthetic``, ``real``, ``mixed`` (synthetic + a few real) or ``pretrained`` —
+    and the generator of its synthetic part (``synthfr-small``, the cpu-experiment default, unless it sets one)."""
+    if arm.kind == "embedder":
+        return "pretrained", None
+    if arm.kind == "train" and "celeba" in arm.data:
+        return "real", None
+    gen = str(arm.sets.get("generate.generator", "synthfr-small")).split(":")[0]
+    mixed = "train.config.domain_mixup" in arm.sets or "train.extra_data" in arm.sets
+    return ("mixed" if mixed else "synthetic"), gen
+
+
 def question_arms(q: str) -> list[Arm]:
     return [a for a in ARMS.values() if a.question == q or q in a.shared]
 

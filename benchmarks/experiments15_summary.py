@@ -139,6 +139,39 @@ def summary(out: str | Path, questions: list[str]) -> int:
     return 0
 
 
+def headline(out: str | Path) -> int:
+    """Issue 15's acceptance 3 from whatever has run: the real reference, the best synthetic-only arm of each
+    generator and the best synthetic + few-real arm, by mean LFW accuracy over seeds, with the gap to real."""
+    out = Path(out)
+    res = {a.name: load_arm(out, a) for a in E.ARMS.values() if E.category(a)[0] != "pretrained"}
+
+    def mean(name: str, bench: str = LFW) -> float | None:
+        xs = _fig(res[name], bench, "accuracy")
+        return sum(xs) / len(xs) if xs else None
+
+    def best(kind: str, gen: str | None = None) -> str | None:
+        names = [a.name for a in E.ARMS.values() if E.category(a)[0] == kind and mean(a.name) is not None
+                 and (gen is None or E.category(a)[1] == gen)]
+        return max(names, key=mean) if names else None
+
+    real = "real-rest" if mean("real-rest") is not None else best("real")
+    gens = sorted({E.category(a)[1] for a in E.ARMS.values() if E.category(a)[0] == "synthetic"})
+    rows = [("real reference" if real == "real-rest" else "best real-only (no real-rest yet)", real)]
+    rows += [(f"best synthetic-only, {g}", best("synthetic", g)) for g in gens]
+    rows += [(f"best synthetic + few real, {g}", best("mixed", g)) for g in gens]
+    print("\n### Headline: real vs synthetic (best arm of each kind by mean LFW accuracy over its seeds)\n")
+    print("| setting | arm | seeds | LFW accuracy | gap to the real reference (points) | held-out accuracy |\n"
+          "|---|---|---|---|---|---|")
+    for label, name in rows:
+        if name is None:
+            print(f"| {label} | — | — | — | — | — |")
+            continue
+        gap = "—" if real is None or name == real else f"{100 * (mean(name) - mean(real)):+.1f}"
+        print(f"| {label} | {name} | {len(res[name]['seeds'])} | {_ms(_fig(res[name], LFW, 'accuracy'))} | {gap} | "
+              f"{_ms(_fig(res[name], HELD, 'accuracy'))} |")
+    return 0
+
+
 def arm_minutes(arm: E.Arm, epochs: int, seeds: int) -> float:
     """Estimated CPU minutes of one arm over ``seeds`` training seeds (quiet 2-core machine)."""
     if arm.kind == "embedder":

@@ -241,3 +241,31 @@ def test_archive_keeps_what_the_summary_reads(tmp_path, capsys):
     assert slim == {"networks": {"sface": {"dataset": q["networks"]["sface"]["dataset"]}}}
     assert E.main(["summary", "--out", str(tmp_path / "kept"), "--question", "q1"]) == 0
     assert capsys.readouterr().out == before
+
+
+def test_every_arm_has_a_category():
+    cats = {name: A.category(arm) for name, arm in A.ARMS.items()}
+    assert cats["real-rest"] == ("real", None) and cats["real50x10"] == ("real", None)
+    assert cats["w300x20"] == ("synthetic", "synthfr-small") and cats["lt-mild"] == ("synthetic", "synthfr-small")
+    assert cats["v2-all"] == ("synthetic", "synthfr-v2") and cats["v2-dm-real50"] == ("mixed", "synthfr-v2")
+    assert cats["dm-real50"] == ("mixed", "synthfr-small") and cats["cat-real100"] == ("mixed", "synthfr-small")
+    assert cats["judge-sface"] == ("pretrained", None)
+
+
+def test_headline_names_the_best_of_each_kind_and_the_gap(tmp_path, capsys):
+    for arm, acc, pipeline in (("real-rest", 0.80, False), ("real50x10", 0.74, False), ("w300x20", 0.71, True),
+                               ("w100x60", 0.70, True), ("v2-all", 0.77, True), ("dm-real50", 0.76, True),
+                               ("v2-dm-real50", 0.79, True)):
+        for s in (0, 1):
+            d = tmp_path / arm / f"s{s}"
+            _fake_eval(d / "evaluate" / "eval.json" if pipeline else d / "eval.json", [acc + 0.01 * s] * 10,
+                       [acc - 0.05] * 10)
+    assert E.main(["summary", "--out", str(tmp_path)]) == 0
+    lines = {line.split(" | ")[0]: line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("| real reference") or line.startswith("| best ")}
+    assert "| real-rest | 2 | 0.8050 ± 0.0071 |" in lines["| real reference"]
+    assert "| w300x20 | 2 | 0.7150 ± 0.0071 | -9.0 |" in lines["| best synthetic-only, synthfr-small"]
+    assert "| v2-all | 2 |" in lines["| best synthetic-only, synthfr-v2"] and "-3.0" in lines[
+        "| best synthetic-only, synthfr-v2"]
+    assert "| dm-real50 |" in lines["| best synthetic + few real, synthfr-small"]
+    assert "| v2-dm-real50 |" in lines["| best synthetic + few real, synthfr-v2"]
