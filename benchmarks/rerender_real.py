@@ -121,8 +121,8 @@ def measure(root: Path, out: Path, a: argparse.Namespace) -> int:
     from generator_judge import frechet
 
     torch.set_num_threads(a.threads)
-    paths, labels, _ = scan_image_folder(root)
-    copies = [out / Path(q).parent / (Path(q).stem + ".jpg") for q in paths]
+    paths, labels, names = scan_image_folder(root)
+    copies = [out / names[c] / (Path(q).stem + ".jpg") for q, c in zip(paths, labels)]  # the layout main() writes
     if not all(c.is_file() for c in copies):
         print(f"{out}: the copy is incomplete; re-render it first (without --measure)", file=sys.stderr)
         return 2
