@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from experiments15_arms import (  # noqa: E402
-    CONFIG, EPOCHS, LT_COUNTS, LT_POOL_K, QUESTIONS, ROOT, SEEDS, TRAIN_FLAGS, Arm, arm_dir, dataset_of, eval_json,
-    question_arms)
+    ARMS, CONFIG, EPOCHS, LT_COUNTS, LT_POOL_K, QUESTIONS, ROOT, SEEDS, TRAIN_FLAGS, Arm, arm_dir, dataset_of,
+    eval_json, question_arms)
 import experiments15_summary as summary_tables  # noqa: E402
 
 
@@ -177,7 +177,8 @@ def archive(out: str, to: str) -> int:
     src, dst, n = Path(out), Path(to), 0
     for p in sorted(src.glob("*.json")) + sorted(src.rglob("eval.json")) + sorted(src.rglob("wall.json")) + sorted(
             src.glob("*/quality/quality.json")):
-        if "frozen" in p.relative_to(src).parts:
+        parts = p.relative_to(src).parts
+        if len(parts) > 1 and parts[0] not in ARMS:  # only arms' folders (not frozen code copies, data, ...)
             continue
         q = dst / p.relative_to(src)
         q.parent.mkdir(parents=True, exist_ok=True)
