@@ -269,3 +269,45 @@ def test_headline_names_the_best_of_each_kind_and_the_gap(tmp_path, capsys):
         "| best synthetic-only, synthfr-v2"]
     assert "| dm-real50 |" in lines["| best synthetic + few real, synthfr-small"]
     assert "| v2-dm-real50 |" in lines["| best synthetic + few real, synthfr-v2"]
+
+
+def test_seeds_and_shared_sets_reuse_a_finished_dataset(tmp_path, capsys):
+    """Seeds 1-2 of an arm, and every seed of an arm sharing another's set, start from hard links to the finished
+    run's sample/generate/quality stages: the pipeline skips them and trains on the same images."""
+    import argparse
+    import subprocess
+
+    from synthfr.app.pipeline import PipelineConfig, run_pipeline
+    from synthfr.config import from_dict
+
+    cmds = _commands("q2", capsys, "--arm", "w300x20", "dm-real50", "real50x10")
+    links = [c for c in cmds if c[0] == "cp"]
+    assert [c[-1] for c in links] == ["O/w300x20/s1", "O/w300x20/s2", "O/dm-real50/s0", "O/dm-real50/s1",
+                                      "O/dm-real50/s2"]  # never seed 0 of the arm that makes the set; never train arms
+    assert all(c[1] == "-al" and c[2] == "O/w300x20/s0/sample" for c in links)
+
+    out = tmp_path / "exp"
+    tiny = {"seed": 3, "device": "cpu", "sample": {"method": "uniform", "n": 4, "dim": 16},
+            "generate": {"generator": "test_pattern", "images_per_id": 2, "options": {"workers": 1, "fsync": False}},
+            "quality": {"enabled": True},
+            "train": {"enabled": True, "config": {"backbone": "test_tiny", "embedding_size": 16, "batch_size": 4,
+                                                  "epochs": 1, "max_steps": 1, "num_workers": 0,
+                                                  "progress": False}}}
+    run_pipeline(from_dict(PipelineConfig, {**tiny, "out": str(out / "w300x20" / "s0")}), log=lambda m: None)
+    a = argparse.Namespace(out=str(out), dry_run=False)
+    assert E.reuse_commands(A.ARMS["w300x20"], 0, a) == [] and E.reuse_commands(A.ARMS["real50x10"], 1, a) == []
+    reuse = E.reuse_commands(A.ARMS["dm-real50"], 1, a)
+    for c in reuse:
+        subprocess.run(c, check=True)
+    s1 = out / "dm-real50" / "s1"
+    tiny["train"]["config"]["seed"] = 1
+    st = run_pipeline(from_dict(PipelineConfig, {**tiny, "out": str(s1)}), log=lambda m: None)["stages"]
+    assert {k: v["status"] for k, v in st.items()} == \
+        {"sample": "skipped", "generate": "skipped", "quality": "skipped", "train": "ran", "evaluate": "disabled"}
+    img = next((out / "w300x20" / "s0" / "generate" / "dataset" / "images").rglob("*.jpg"))
+    twin = s1 / img.relative_to(out / "w300x20" / "s0")
+    assert twin.stat().st_ino == img.stat().st_ino  # linked, not copied
+    assert E.reuse_commands(A.ARMS["dm-real50"], 1, a) == []  # its own stages exist now: nothing to link
+    tiny["generate"]["images_per_id"] = 3  # a run whose dataset differs is refused by the pipeline, never reused
+    with pytest.raises(ValueError, match="different config"):
+        run_pipeline(from_dict(PipelineConfig, {**tiny, "out": str(s1)}), log=lambda m: None)
