@@ -50,8 +50,9 @@ def arm_commands(arm: Arm, seed: int, a: argparse.Namespace) -> list[list[str]]:
     sets = {"evaluate.benchmarks": f"[{', '.join(bench)}]", "train.config.seed": seed}
     if a.epochs != EPOCHS:
         sets["train.config.epochs"] = a.epochs
-    if seed != 0:  # the dataset does not depend on the training seed: its quality is measured once (seed 0)
-        sets["quality.enabled"] = "false"
+    # the dataset does not depend on the training seed: its quality (dlib-torch and SFace side by side) is
+    # measured once per training set by quality_command, not by the pipeline's stage
+    sets["quality.enabled"] = "false"
     sets.update({k: str(v).replace("{O}", out) for k, v in arm.sets.items()})
     cmd = exe + ["pipeline", CONFIG, "--out", d, "--json", f"{d}/pipeline.json"]
     for k, v in sets.items():
@@ -61,15 +62,16 @@ def arm_commands(arm: Arm, seed: int, a: argparse.Namespace) -> list[list[str]]:
 
 def reuse_commands(arm: Arm, seed: int, a: argparse.Namespace) -> list[list[str]]:
     """Hard links to a finished run that made this arm-seed's dataset already (seed 0 of this arm, or seed 0 of
-    the arm whose training set it shares): its sample, generate and quality stages. The pipeline compares each
-    stage's recorded config with its own and skips them (a differing one is an error, never a silent reuse), so
-    only training and evaluation run — the dataset does not depend on the training seed. Saves the generation
-    (1.5-2 min per arm-seed here); the results are the same as regenerating (generation is deterministic)."""
+    the arm whose training set it shares): its sample and generate stages (and quality, where an earlier runner
+    had the pipeline measure it). The pipeline compares each stage's recorded config with its own and skips them
+    (a differing one is an error, never a silent reuse), so only training and evaluation run — the dataset does
+    not depend on the training seed. Saves the generation (1.5-2 min per arm-seed here); the images are those a
+    re-generation would make (generation is deterministic)."""
     donor, d = arm_dir(a.out, arm.same_data or arm.name, 0), arm_dir(a.out, arm.name, seed)
     if arm.kind != "pipeline" or donor == d:
         return []
     if a.dry_run:  # printed as run when the donor is complete
-        return [["mkdir", "-p", d], ["cp", "-al", f"{donor}/sample", f"{donor}/generate", f"{donor}/quality", d]]
+        return [["mkdir", "-p", d], ["cp", "-al", f"{donor}/sample", f"{donor}/generate", d]]
     if not Path(donor, "generate", "DONE.json").is_file() or Path(d, "generate").exists():
         return []
     stages = [f"{donor}/{s}" for s in ("sample", "generate", "quality") if Path(donor, s, "DONE.json").is_file()]
