@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from experiments15_arms import (  # noqa: E402
-    ARMS, CONFIG, EPOCHS, LT_COUNTS, LT_POOL_K, QUESTIONS, ROOT, SEEDS, TRAIN_FLAGS, Arm, arm_dir, dataset_of,
-    eval_json, question_arms)
+    ARMS, CONFIG, EPOCHS, LT_COUNTS, LT_POOL_K, QUESTIONS, ROOT, SEEDS, TRAIN_FLAGS, V2, V2_ALL, Arm, arm_dir,
+    dataset_of, eval_json, question_arms)
 import experiments15_summary as summary_tables  # noqa: E402
 
 
@@ -60,22 +60,46 @@ def arm_commands(arm: Arm, seed: int, a: argparse.Namespace) -> list[list[str]]:
     return [cmd]
 
 
+def _stage_configs(cmd: list[str]) -> dict:
+    """The resolved stage configs of a pipeline command (what its DONE.json markers will record)."""
+    from synthfr.app.pipeline import load_pipeline_config, parse_overrides, stage_configs
+
+    sets = [cmd[i + 1] for i, c in enumerate(cmd) if c == "--set"]
+    return stage_configs(load_pipeline_config(ROOT / cmd[cmd.index("pipeline") + 1], parse_overrides(sets),
+                                              out=cmd[cmd.index("--out") + 1]))
+
+
 def reuse_commands(arm: Arm, seed: int, a: argparse.Namespace) -> list[list[str]]:
-    """Hard links to a finished run that made this arm-seed's dataset already (seed 0 of this arm, or seed 0 of
-    the arm whose training set it shares): its sample and generate stages (and quality, where an earlier runner
-    had the pipeline measure it). The pipeline compares each stage's recorded config with its own and skips them
-    (a differing one is an error, never a silent reuse), so only training and evaluation run — the dataset does
-    not depend on the training seed. Saves the generation (1.5-2 min per arm-seed here); the images are those a
-    re-generation would make (generation is deterministic)."""
-    donor, d = arm_dir(a.out, arm.same_data or arm.name, 0), arm_dir(a.out, arm.name, seed)
-    if arm.kind != "pipeline" or donor == d:
+    """Hard links to a finished run that made this arm-seed's dataset already (seed 0 of this arm, or of the arm
+    whose training set it shares, or another seed or sharer of that set): its sample and generate stages, and
+    quality where that run measured it. Linked only when each stage's recorded config equals this run's, so the
+    pipeline skips them and only training and evaluation run — the dataset does not depend on the training seed.
+    Saves the generation (1.5-2 min per arm-seed here); the images are those a re-generation would make."""
+    base, d = arm.same_data or arm.name, arm_dir(a.out, arm.name, seed)
+    if arm.kind != "pipeline":
         return []
-    if a.dry_run:  # printed as run when the donor is complete
-        return [["mkdir", "-p", d], ["cp", "-al", f"{donor}/sample", f"{donor}/generate", d]]
-    if not Path(donor, "generate", "DONE.json").is_file() or Path(d, "generate").exists():
+    sharers = [x.name for x in ARMS.values() if x.kind == "pipeline" and base in (x.name, x.same_data)]
+    donors = [p for p in dict.fromkeys([arm_dir(a.out, base, 0)] + [arm_dir(a.out, x, s) for x in sharers
+                                                                      for s in SEEDS]) if p != d]
+    if a.dry_run:  # printed as run once the set's own seed 0 is complete
+        first = arm_dir(a.out, base, 0)
+        return [] if d == first else [["mkdir", "-p", d], ["cp", "-al", f"{first}/sample", f"{first}/generate", d]]
+    if Path(d, "generate").exists():
         return []
-    stages = [f"{donor}/{s}" for s in ("sample", "generate", "quality") if Path(donor, s, "DONE.json").is_file()]
-    return [["mkdir", "-p", d], ["cp", "-al", *stages, d]]
+    want = _stage_configs(arm_commands(arm, seed, a)[0])
+    for donor in donors:
+        stages = []
+        for st in ("sample", "generate", "quality"):
+            try:
+                done = json.loads(Path(donor, st, "DONE.json").read_text())
+            except (OSError, ValueError):
+                break
+            if done.get("config") != want[st]:
+                break
+            stages.append(f"{donor}/{st}")
+        if len(stages) >= 2:
+            return [["mkdir", "-p", d], ["cp", "-al", *stages, d]]
+    return []
 
 
 def quality_command(arm: Arm, a: argparse.Namespace) -> list[str] | None:
@@ -96,16 +120,18 @@ def setup_steps(names: list[str], a: argparse.Namespace) -> list[tuple[str, list
             counts = f"{out}/data/{n}.counts.json"
             steps.append((n, a.exe + ["combine", a.celeba, "--counts", counts, "--out", f"{out}/data/{n}"],
                           f"{out}/data/{n}/config.yaml", ("celeba", n)))
-        elif n == "lt-pool":  # the 300 identities of w300x20 with the largest count: every long tail is a subset
-            d = f"{out}/lt-pool"
+        elif n in ("lt-pool", "lt-pool-v2"):  # w300x20's (v2-all's) identities with the largest count: every
+            d = f"{out}/{n}"                  # long tail is a subset, and image k of an identity is the same image
+            gen = ["--set", f"generate.generator={V2}{V2_ALL}"] if n.endswith("-v2") else []
             steps.append((n, a.exe + ["pipeline", CONFIG, "--out", d, "--json", f"{d}/pipeline.json", "--set",
-                                      f"generate.images_per_id={LT_POOL_K}", "--set", "quality.enabled=false",
+                                      f"generate.images_per_id={LT_POOL_K}", *gen, "--set", "quality.enabled=false",
                                       "--set", "train.enabled=false", "--set", "evaluate.enabled=false"],
                           f"{d}/generate/DONE.json", None))
-        else:  # a long tail
-            counts = f"{out}/data/{n}.counts.json"
-            steps.append((n, a.exe + ["combine", f"{out}/lt-pool/generate/dataset", "--counts", counts, "--out",
-                                      f"{out}/data/syn300-{n}"], f"{out}/data/syn300-{n}/config.yaml", ("longtail", n)))
+        else:  # a long tail (v2-…: cut from the synthfr-v2 pool)
+            counts, pool = f"{out}/data/{n}.counts.json", "lt-pool-v2" if n.startswith("v2-") else "lt-pool"
+            steps.append((n, a.exe + ["combine", f"{out}/{pool}/generate/dataset", "--counts", counts, "--out",
+                                      f"{out}/data/syn300-{n}"], f"{out}/data/syn300-{n}/config.yaml",
+                          ("longtail", n.removeprefix("v2-"))))
     return steps
 
 

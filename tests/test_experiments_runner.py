@@ -60,19 +60,20 @@ def test_q1_width_vs_depth(capsys):
     cmds = _commands("q1", capsys)
     _check_valid(cmds)
     pipes = [c for c in cmds if c[1] == "pipeline"]
-    assert len(pipes) == 12  # 4 arms x 3 seeds
+    assert len(pipes) == 24  # 4 arms x 3 seeds, with synthfr-small and with synthfr-v2
     sizes = set()
     for c in pipes:
         s = _sets(c)
         n, k = int(s.get("sample.n", 300)), int(s.get("generate.images_per_id", 20))
         assert n * k == 6000
-        sizes.add((n, k))
+        sizes.add((n, k, s.get("generate.generator", "synthfr-small")))
         assert s["evaluate.benchmarks"] == "[L.bin, H.bin]" and s["train.config.seed"] in "012"
         assert s["quality.enabled"] == "false"  # measured once per dataset, by the quality commands below
         assert c[2] == "configs/cpu-experiment.yaml" and c[c.index("--out") + 1].endswith(f"/s{s['train.config.seed']}")
-    assert sizes == {(100, 60), (300, 20), (1000, 6), (3000, 2)}
+    v2 = "synthfr-v2:vary=pose+expression+illumination+quality"
+    assert sizes == {(n, k, g) for n, k in ((100, 60), (300, 20), (1000, 6), (3000, 2)) for g in ("synthfr-small", v2)}
     judges = [c for c in cmds if c[1] == "quality"]
-    assert len(judges) == 4 and all("--judges" in c and c[c.index("--judges") + 1] == "sface" for c in judges)
+    assert len(judges) == 8 and all("--judges" in c and c[c.index("--judges") + 1] == "sface" for c in judges)
     assert all(c[2].endswith("/generate/dataset/images") for c in judges)  # quality reads the identity tree
 
 
@@ -125,8 +126,10 @@ def test_q4_to_q7(capsys):
     assert samp == {"hyperface": ("3000", "2"), "uniform": ("3000", "2"), "vec2face": ("3000", "2")}
     q6 = _commands("q6", capsys, "--seeds", "0")
     _check_valid(q6)
-    assert sorted(_sets(c).get("generate.variation", "-") for c in q6 if c[1] == "pipeline") == \
-        ["-", "mixup", "mixup:phi_max=0.2", "mixup:phi_max=0.5"]
+    for gen in ("synthfr-small", "synthfr-v2:vary=pose+expression+illumination+quality"):
+        assert sorted(_sets(c).get("generate.variation", "-") for c in q6 if c[1] == "pipeline"
+                      and _sets(c).get("generate.generator", "synthfr-small") == gen) == \
+            ["-", "mixup", "mixup:phi_max=0.2", "mixup:phi_max=0.5"]
     q7 = _commands("q7", capsys)
     _check_valid(q7)
     assert q7[0][:2] == ["python", "benchmarks/make_heldout_pairs.py"] and q7[0][q7[0].index("--out") + 1] == "H.bin"
@@ -271,14 +274,14 @@ def test_headline_names_the_best_of_each_kind_and_the_gap(tmp_path, capsys):
     assert "| v2-dm-real50 |" in lines["| best synthetic + few real, synthfr-v2"]
 
 
-def test_seeds_and_shared_sets_reuse_a_finished_dataset(tmp_path, capsys):
-    """Seeds 1-2 of an arm, and every seed of an arm sharing another's set, start from hard links to the finished
-    run's sample/generate/quality stages: the pipeline skips them and trains on the same images."""
+def test_seeds_and_shared_sets_reuse_a_finished_dataset(tmp_path, capsys, monkeypatch):
+    """Seeds 1-2 of an arm, and every seed of an arm sharing another's set, start from hard links to a finished
+    run's sample/generate/quality stages — only when their recorded configs equal the run's: the pipeline skips
+    them and trains on the same images; a donor made otherwise is passed over and the set generated afresh."""
     import argparse
     import subprocess
 
-    from synthfr.app.pipeline import PipelineConfig, run_pipeline
-    from synthfr.config import from_dict
+    from synthfr.app.pipeline import load_pipeline_config, parse_overrides, run_pipeline
 
     cmds = _commands("q2", capsys, "--arm", "w300x20", "dm-real50", "real50x10")
     links = [c for c in cmds if c[0] == "cp"]
@@ -286,28 +289,33 @@ def test_seeds_and_shared_sets_reuse_a_finished_dataset(tmp_path, capsys):
                                       "O/dm-real50/s2"]  # never seed 0 of the arm that makes the set; never train arms
     assert all(c[1] == "-al" and c[2] == "O/w300x20/s0/sample" for c in links)
 
+    tiny = tmp_path / "tiny.yaml"  # the runner's commands, on a tiny config instead of cpu-experiment's
+    tiny.write_text("seed: 3\ndevice: cpu\nsample: {method: uniform, n: 4, dim: 16}\n"
+                    "generate: {generator: test_pattern, images_per_id: 2, options: {workers: 1, fsync: false}}\n"
+                    "quality: {enabled: true}\nevaluate: {enabled: false}\n"
+                    "train: {enabled: true, config: {backbone: test_tiny, embedding_size: 16, batch_size: 4, "
+                    "epochs: 1, max_steps: 1, num_workers: 0, progress: false}}\n")
+    monkeypatch.setattr(E, "CONFIG", str(tiny))
     out = tmp_path / "exp"
-    tiny = {"seed": 3, "device": "cpu", "sample": {"method": "uniform", "n": 4, "dim": 16},
-            "generate": {"generator": "test_pattern", "images_per_id": 2, "options": {"workers": 1, "fsync": False}},
-            "quality": {"enabled": True},
-            "train": {"enabled": True, "config": {"backbone": "test_tiny", "embedding_size": 16, "batch_size": 4,
-                                                  "epochs": 1, "max_steps": 1, "num_workers": 0,
-                                                  "progress": False}}}
-    run_pipeline(from_dict(PipelineConfig, {**tiny, "out": str(out / "w300x20" / "s0")}), log=lambda m: None)
-    a = argparse.Namespace(out=str(out), dry_run=False)
-    assert E.reuse_commands(A.ARMS["w300x20"], 0, a) == [] and E.reuse_commands(A.ARMS["real50x10"], 1, a) == []
-    reuse = E.reuse_commands(A.ARMS["dm-real50"], 1, a)
-    for c in reuse:
-        subprocess.run(c, check=True)
-    s1 = out / "dm-real50" / "s1"
-    tiny["train"]["config"]["seed"] = 1
-    st = run_pipeline(from_dict(PipelineConfig, {**tiny, "out": str(s1)}), log=lambda m: None)["stages"]
-    assert {k: v["status"] for k, v in st.items()} == \
-        {"sample": "skipped", "generate": "skipped", "quality": "skipped", "train": "ran", "evaluate": "disabled"}
-    img = next((out / "w300x20" / "s0" / "generate" / "dataset" / "images").rglob("*.jpg"))
-    twin = s1 / img.relative_to(out / "w300x20" / "s0")
+    a = argparse.Namespace(out=str(out), dry_run=False, lfw="L.bin", heldout="H.bin", exe=["synthfr"], epochs=8)
+
+    def run(arm: str, seed: int, *extra: str) -> dict:
+        for c in E.reuse_commands(A.ARMS[arm], seed, a):
+            subprocess.run(c, check=True)
+        cmd = E.arm_commands(A.ARMS[arm], seed, a)[0] + list(extra)
+        sets = [cmd[i + 1] for i, c in enumerate(cmd) if c == "--set"]
+        cfg = load_pipeline_config(tiny, parse_overrides(sets), out=cmd[cmd.index("--out") + 1])
+        return {k: v["status"] for k, v in run_pipeline(cfg, log=lambda m: None)["stages"].items()}
+
+    made = {"sample": "ran", "generate": "ran", "quality": "disabled", "train": "ran", "evaluate": "disabled"}
+    assert run("w300x20", 0, "--set", "generate.images_per_id=3") == made  # a donor with another set
+    assert E.reuse_commands(A.ARMS["w300x20"], 1, a) == []                 # is passed over
+    assert run("w300x20", 1) == made
+    assert E.reuse_commands(A.ARMS["real50x10"], 1, a) == []  # train arms make no set
+    linked = E.reuse_commands(A.ARMS["dm-real50"], 2, a)
+    assert linked[1][:-1] == ["cp", "-al", f"{out}/w300x20/s1/sample", f"{out}/w300x20/s1/generate"]
+    assert run("w300x20", 2) == {**made, "sample": "skipped", "generate": "skipped"}  # w300x20/s1's set
+    img = next((out / "w300x20" / "s1" / "generate" / "dataset" / "images").rglob("*.jpg"))
+    twin = out / "w300x20" / "s2" / img.relative_to(out / "w300x20" / "s1")
     assert twin.stat().st_ino == img.stat().st_ino  # linked, not copied
-    assert E.reuse_commands(A.ARMS["dm-real50"], 1, a) == []  # its own stages exist now: nothing to link
-    tiny["generate"]["images_per_id"] = 3  # a run whose dataset differs is refused by the pipeline, never reused
-    with pytest.raises(ValueError, match="different config"):
-        run_pipeline(from_dict(PipelineConfig, {**tiny, "out": str(s1)}), log=lambda m: None)
+    assert E.reuse_commands(A.ARMS["w300x20"], 2, a) == []  # its own stages exist now: nothing to link

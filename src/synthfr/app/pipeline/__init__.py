@@ -7,7 +7,8 @@ demo (:mod:`synthfr.app.demo`) is this pipeline run on a shipped preset.
 """
 from synthfr.app.pipeline.config import (STAGES, EvaluateStage, GenerateStage, PipelineConfig, QualityStage,
                                          SampleStage, TrainStage, load_pipeline_config, parse_overrides, stage_dir)
-from synthfr.app.pipeline.run import run_pipeline
+from synthfr.app.pipeline.run import run_pipeline, stage_configs
 
 __all__ = ["PipelineConfig", "SampleStage", "GenerateStage", "QualityStage", "TrainStage", "EvaluateStage",
-           "STAGES", "run_pipeline", "load_pipeline_config", "parse_overrides", "stage_dir"]
+           "STAGES", "run_pipeline", "stage_configs", "load_pipeline_config", "parse_overrides",
+           "stage_dir"]

@@ -89,6 +89,12 @@ def _resolved(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     return {k: _canon(v) for k, v in res.items()}
 
 
+def stage_configs(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
+    """Each stage's resolved config: what ``OUT/<stage>/DONE.json`` records, and what a run compares it with (an
+    equal one is skipped). Lets a caller tell whether a finished stage elsewhere made the same output."""
+    return _resolved(cfg)
+
+
 def _changed(stage: Any, job: type, left_out: tuple[str, ...]) -> dict[str, Any]:
     """The fields of job config ``job`` that ``stage`` sets to other than their defaults (so a config that does
     not use them resolves, and digests, as before they existed), the pipeline's own and ``left_out`` aside."""
