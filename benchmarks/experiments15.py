@@ -14,6 +14,7 @@ question's shared inputs (real CelebA subsets, the long-tail pool) are made firs
     python $A cost                                                       # estimated CPU minutes per arm
     python $A summary --out $O                                           # the tables (benchmarks/experiments15_summary.py)
     python $A archive --out $O --to benchmarks/results/issue15            # keep the figures (summary reads either)
+    python $A commands                                                   # every arm's command, markdown (the docs)
 
 Re-running skips every arm-seed whose eval.json exists (pipelines also resume stage by stage). A pipeline arm-seed
 whose dataset a finished run made already starts from hard links to it (`reuse_commands`).
@@ -218,6 +219,28 @@ def run_question(q: str, a: argparse.Namespace) -> int:
     return 0
 
 
+def command_tables(questions: list[str]) -> int:
+    """Markdown, per question: every arm's command for training seed S (docs/experiments.md, "Every arm's
+    command"). O, L, H as in the docs; RECIPE = the train flags; the runner also adds ``--json
+    O/ARM/sS/pipeline.json`` and ``--set quality.enabled=false`` to pipelines, and links a finished set first."""
+    a = argparse.Namespace(out="O", lfw="L", heldout="H", exe=["synthfr"], epochs=EPOCHS, dry_run=True)
+    seen: dict[str, str] = {}
+    recipe = " ".join(TRAIN_FLAGS)
+    for q in questions:
+        print(f"\n#### {q}: {QUESTIONS[q]}\n\n| arm | what | command for training seed S (S = 0, 1, 2) |\n|---|---|---|")
+        for arm in question_arms(q):
+            if arm.name in seen:
+                print(f"| {arm.name} | {arm.what} | as in {seen[arm.name]} |")
+                continue
+            seen[arm.name] = q
+            cmds = arm_commands(arm, "S", a)  # type: ignore[arg-type]
+            text = " && ".join(_show(c)[2:] for c in cmds).replace(recipe, "RECIPE")
+            for flag in (" --json O/" + arm.name + "/sS/pipeline.json", " --set quality.enabled=false"):
+                text = text.replace(flag, "")
+            print(f"| {arm.name} | {arm.what} | `{text}` |")
+    return 0
+
+
 def archive(out: str, to: str) -> int:
     """Copy the small files the tables are made from (eval.json, wall.json, the held-out benchmark's description;
     of quality.json only the per-network headline the tables read) from ``out`` to ``to`` in the same layout, so
@@ -245,7 +268,7 @@ def archive(out: str, to: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=[*QUESTIONS, "all", "summary", "cost", "archive"])
+    ap.add_argument("what", choices=[*QUESTIONS, "all", "summary", "cost", "archive", "commands"])
     ap.add_argument("--out", default="/work/cache/exp", help="experiments folder (one sub-folder per arm)")
     ap.add_argument("--lfw", default="../shared/data/lfw/lfw.bin", help="lfw.bin (evaluation only)")
     ap.add_argument("--heldout", help="held-out .bin (default OUT/heldout.bin; made by q7)")
@@ -264,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     a.exe = shlex.split(a.exe) if a.exe else [sys.executable, "-m", "synthfr.cli"]
     if a.what == "archive":
         return archive(a.out, a.to)
+    if a.what == "commands":
+        return command_tables([a.question] if a.question else [q for q in QUESTIONS])
     if a.what in ("summary", "cost"):
         s = summary_tables
         qs = [a.question] if a.question else list(QUESTIONS)

@@ -319,3 +319,17 @@ def test_seeds_and_shared_sets_reuse_a_finished_dataset(tmp_path, capsys, monkey
     twin = out / "w300x20" / "s2" / img.relative_to(out / "w300x20" / "s1")
     assert twin.stat().st_ino == img.stat().st_ino  # linked, not copied
     assert E.reuse_commands(A.ARMS["w300x20"], 2, a) == []  # its own stages exist now: nothing to link
+
+
+def test_command_tables_give_every_arm_once(capsys):
+    assert E.main(["commands"]) == 0
+    rows = [r[2:-2].split(" | ") for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and
+            not r.startswith("| arm |")]
+    given = {r[0]: r[-1] for r in rows if r[-1].startswith("`")}
+    # each arm's command once, under its first question; later questions refer to it
+    assert sorted(given) == sorted(A.ARMS)
+    assert all(r[-1].startswith("as in q") for r in rows if given[r[0]] != r[-1])
+    for name, cmd in given.items():
+        arm = A.ARMS[name]
+        assert ("--embedder" in cmd) if arm.kind == "embedder" else (f"O/{name}/sS" in cmd and "seed" in cmd)
+        assert "RECIPE" in cmd if arm.kind == "train" else "RECIPE" not in cmd
