@@ -308,3 +308,28 @@ def test_vec2face_proposal_pca_needs_a_gallery():
     assert st["proposal"] == "isotropic"
     with pytest.raises(ValueError, match="needs a gallery"):
         create_sampler("vec2face", proposal="pca").sample(20, dim=16, seed=0)
+
+
+def test_time_budget_none_is_honoured_and_reproducible(monkeypatch):
+    """`time_budget: null` (configs/cpu-experiment.yaml) runs every iteration whatever the clock says: the same
+    identities on a slow or busy machine. It was once dropped as "unset", so the 60 s default's wall clock
+    steered the schedule of the first steps and two identical runs differed by ~1e-3."""
+    from synthfr.samplers.hyperface import _common
+
+    def run():
+        x, st = sample_identities("hyperface", 40, dim=8, seed=0, iterations=30, time_budget=None, progress=False)
+        return x, st
+
+    x0, st = run()
+    assert st["sampler"]["config"]["time_budget"] is None
+    t = [0.0]
+
+    def slow() -> float:  # every clock reading 5 s later: a 60 s budget would steer the steps and stop early
+        t[0] += 5.0
+        return t[0]
+
+    monkeypatch.setitem(_common.CLOCKS, "wall", slow)
+    x1, _ = run()
+    assert np.array_equal(x0, x1)
+    x2, st2 = sample_identities("hyperface", 40, dim=8, seed=0, iterations=30, progress=False)  # the default: 60 s
+    assert st2["sampler"]["config"]["time_budget"] == 60.0 and not np.array_equal(x0, x2)

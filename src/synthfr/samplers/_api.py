@@ -184,7 +184,8 @@ def sample_identities(method: str | SampleConfig, n: int | None = None, *, dim: 
         sp = EmbeddingSpace.identity(dim)
     gal_std = sp.to_standard(gal) if gal is not None else None
 
-    sampler = create_sampler(method, **{k: v for k, v in sampler_options.items() if v is not None})
+    # an explicit None is a setting (time_budget=None: run all iterations, reproducibly), never "the default"
+    sampler = create_sampler(method, **sampler_options)
     t0 = time.perf_counter()
     x_std, st = sampler.sample(n, dim=dim, gallery=gal_std, seed=seed, labels=labels)
     seconds = time.perf_counter() - t0
