@@ -121,9 +121,14 @@ def test_q4_to_q7(capsys):
                                                             "pose+expression+illumination+quality"))
     q5 = _commands("q5", capsys, "--seeds", "0")
     _check_valid(q5)
-    samp = {_sets(c).get("sample.method", "hyperface"): (_sets(c)["sample.n"], _sets(c)["generate.images_per_id"])
-            for c in q5 if c[1] == "pipeline"}
-    assert samp == {"hyperface": ("3000", "2"), "uniform": ("3000", "2"), "vec2face": ("3000", "2")}
+    pipes = [_sets(c) for c in q5 if c[1] == "pipeline"]
+    samp = sorted((s.get("sample.method", "hyperface"), s.get("generate.generator", "synthfr-small"), s["sample.n"],
+                   s["generate.images_per_id"]) for s in pipes)
+    v2 = "synthfr-v2:vary=pose+expression+illumination+quality"
+    assert len(pipes) == 6 and samp == sorted((m, g, "3000", "2") for m in ("hyperface", "uniform", "vec2face")
+                                              for g in ("synthfr-small", v2))  # each sampler with both generators
+    assert all(s["sample.options"] == ("{tau: 0.3}" if s.get("sample.method") == "vec2face" else "{}")
+               for s in pipes if "sample.method" in s)
     q6 = _commands("q6", capsys, "--seeds", "0")
     _check_valid(q6)
     for gen in ("synthfr-small", "synthfr-v2:vary=pose+expression+illumination+quality"):
