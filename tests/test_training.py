@@ -300,3 +300,25 @@ def test_mixed_precision_path_runs_on_cpu_bf16(toy, tmp_path):
     assert all(np.isfinite(_losses(run)))
     w = load_file(str(run / "model.safetensors"))
     assert all(v.dtype in (torch.float32, torch.int64) for v in w.values())  # weights stay fp32
+
+
+def test_memory_format_changes_layout_not_maths(toy, tmp_path, capsys):
+    """channels_last (the CPU default) trains the same model as contiguous up to float rounding; checkpoints are
+    stored contiguous either way; a bad value is one usage line."""
+    from synthfr.app.cli import main
+    from synthfr.training.loop import _channels_last
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert _channels_last(_cfg(toy, "x"), cpu) and not _channels_last(_cfg(toy, "x"), gpu)
+    assert not _channels_last(_cfg(toy, "x", memory_format="contiguous"), cpu)
+    assert _channels_last(_cfg(toy, "x", memory_format="channels_last"), gpu)
+    runs = {f: train(_cfg(toy, tmp_path / f, epochs=1, threads=1, memory_format=f))
+            for f in ("channels_last", "contiguous")}
+    a, b = (load_file(str(runs[f] / "model.safetensors")) for f in ("channels_last", "contiguous"))
+    assert a.keys() == b.keys() and any(v.dim() == 4 for v in a.values())
+    for k in a:
+        assert a[k].is_contiguous() and torch.allclose(a[k].float(), b[k].float(), rtol=1e-4, atol=1e-5), k
+    np.testing.assert_allclose(_losses(runs["channels_last"]), _losses(runs["contiguous"]), rtol=1e-4)
+    assert main(["train", "--data", str(toy), "--out", str(tmp_path / "bad"), "--backbone", "test_tiny",
+                 "--memory-format", "nhwc"]) == 2
+    assert "--memory-format 'nhwc'" in capsys.readouterr().err

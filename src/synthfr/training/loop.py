@@ -57,6 +57,15 @@ def _loader(ds, sampler, cfg: TrainConfig, device: torch.device):
 
 
 # -- the loop -----------------------------------------------------------------------------------------------
+def _channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+    # oneDNN's NHWC kernels (depthwise convolutions above all) beat NCHW on CPU; GPUs keep NCHW, untested here
+    from synthfr.errors import UsageError
+
+    if cfg.memory_format not in ("auto", "channels_last", "contiguous"):
+        raise UsageError(f"--memory-format {cfg.memory_format!r}: use auto, channels_last or contiguous")
+    return cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and device.type == "cpu")
+
+
 def validate_train_config(cfg: TrainConfig) -> None:
     """Everything checkable before training starts (so a bad ``--val`` fails now, not after an epoch)."""
     from synthfr.errors import UsageError
@@ -79,6 +88,7 @@ def validate_train_config(cfg: TrainConfig) -> None:
     check_range("--virtual-classes", cfg.virtual_classes, 0, integer=True)
     check_range("--workers", cfg.num_workers, 0, integer=True)
     check_device(cfg.device)
+    _channels_last(cfg, torch.device("cpu"))  # a bad --memory-format fails now
     for b in cfg.val or []:
         p = Path(b).expanduser()
         if not p.exists():
@@ -199,6 +209,8 @@ def _train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     bb_kwargs = {"embedding_size": cfg.embedding_size, "input_size": cfg.input_size, **cfg.backbone_kwargs}
     backbone = create_backbone(cfg.backbone, **bb_kwargs).to(device)
+    fmt = torch.channels_last if _channels_last(cfg, device) else torch.contiguous_format
+    backbone.to(memory_format=fmt)  # 4-D weights only; checkpoints are saved contiguous whatever the layout
     head = create_head(cfg.head, **cfg.head_kwargs)
     pfc = PartialFC(head, cfg.embedding_size, num_classes, cfg.sample_rate, seed=cfg.seed).to(device)
     model = backbone
@@ -296,6 +308,7 @@ def _train(cfg: TrainConfig) -> Path:
             xr, lr_labels, _, _ = next(real_iter)
             psi = psi_at(cfg.seed, step, cfg.domain_mixup_ratio, cfg.domain_mixup_psi_step)
             x, labels, weights = domain_mixup(x, labels, weights, xr.to(device), lr_labels.to(device), psi)
+        x = x.contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             emb = model(x)
         loss = pfc(emb.float(), labels, weights)

@@ -41,7 +41,7 @@ __all__ = ["run_pipeline"]
 
 
 # TrainConfig fields that do not change the trained model (left out of the stage's resolved config).
-_TRAIN_RUN_ONLY = ("device", "num_workers", "threads", "progress", "log_every", "tensorboard", "keep_checkpoints",
+_TRAIN_RUN_ONLY = ("device", "memory_format", "num_workers", "threads", "progress", "log_every", "tensorboard", "keep_checkpoints",
                    "checkpoint_every")
 
 
