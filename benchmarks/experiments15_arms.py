@@ -109,6 +109,11 @@ def _arms() -> list[Arm]:
     for v in ("none", "pose", "illumination", "expression", V2_ALL):
         a.append(Arm(f"v2-{v if v != V2_ALL else 'all'}", "q4", f"synthfr-v2, varying: {v}",
                      sets={"generate.generator": V2 + v}, shared=("q1", "q2", "q3", "q6") if v == V2_ALL else ()))
+    # control for the layout switch of session 16 (train.memory_format auto = channels_last on CPU): v2-all's set
+    # and recipe, trained NHWC; the arms run before the switch trained NCHW (the maths is the same, rounding differs)
+    a.append(Arm("v2-all-nhwc", "q4", f"synthfr-v2, varying: {V2_ALL}; backbone trained channels_last (control)",
+                 sets={"generate.generator": V2 + V2_ALL, "train.config.memory_format": "channels_last"},
+                 same_data="v2-all"))
     samplers = [Arm("uniform-3000x2", "q5", "uniform identities, 3,000 x 2", sets={
                     "sample.n": 3000, "generate.images_per_id": 2, "sample.method": "uniform", "sample.options": "{}"}),
                 Arm("vec2face-3000x2", "q5", "Vec2Face sampling (tau 0.3), 3,000 x 2",
@@ -144,7 +149,7 @@ PAIRS = {q: [*p, *((v2_name(a), v2_name(b)) for a, b in p if not (a.startswith("
          for q, p in _SMALL_PAIRS.items()}
 PAIRS["q2"] += [("v2-dm-real50", "real-rest"), ("v2-dm-real50", "dm-real50"), ("v2-cat-real50", "cat-real50")]
 PAIRS["q4"] = [("v2-pose", "v2-none"), ("v2-illumination", "v2-none"), ("v2-expression", "v2-none"),
-               ("v2-all", "v2-none"), ("v2-all", "w300x20"), ("v2-all", "real-rest")]
+               ("v2-all", "v2-none"), ("v2-all", "w300x20"), ("v2-all", "real-rest"), ("v2-all-nhwc", "v2-all")]
 PAIRS["q7"] = []
 
 

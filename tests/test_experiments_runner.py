@@ -116,9 +116,12 @@ def test_q3_long_tail(capsys):
 def test_q4_to_q7(capsys):
     q4 = _commands("q4", capsys, "--seeds", "0")
     _check_valid(q4)
-    gens = sorted(_sets(c)["generate.generator"] for c in q4 if c[1] == "pipeline")
-    assert gens == sorted(f"synthfr-v2:vary={v}" for v in ("none", "pose", "illumination", "expression",
-                                                            "pose+expression+illumination+quality"))
+    gens = sorted((_sets(c)["generate.generator"], _sets(c).get("train.config.memory_format", "auto"))
+                  for c in q4 if c[1] == "pipeline")
+    every = "pose+expression+illumination+quality"
+    assert gens == sorted([*((f"synthfr-v2:vary={v}", "auto") for v in ("none", "pose", "illumination",
+                                                                         "expression", every)),
+                           (f"synthfr-v2:vary={every}", "channels_last")])  # v2-all-nhwc: the layout control
     q5 = _commands("q5", capsys, "--seeds", "0")
     _check_valid(q5)
     pipes = [_sets(c) for c in q5 if c[1] == "pipeline"]
