@@ -19,7 +19,8 @@ from experiments import paired_t  # noqa: E402
 LFW, HELD = "lfw", "heldout"
 # estimated minutes on a quiet 2-core CPU, measured in sessions 13-14 on the AMD EPYC without AVX-512 (the
 # session-6 machine with AVX-512 was ~1.6x faster: training 9.6 min, generation 0.9 min)
-MIN_TRAIN_6000 = 15.5  # training, 6,000 images x 8 epochs (900-1,000 s quiet)
+MIN_TRAIN_6000 = 12.7  # training, 6,000 images x 8 epochs: 15.5 min NCHW; channels_last (the CPU default since
+                       # session 16) 12.7 min (v2-all-nhwc seed 0, 801 s with its evaluation)
 MIN_DATA = 1.6         # sampling + generation of 6,000 images, once per dataset (seeds and sharers link it)
 MIN_EVAL = 0.6         # LFW + held-out evaluation
 MIN_JUDGE = 3.5        # `synthfr quality --judges sface` of one training set (dlib-torch + SFace)
