@@ -314,6 +314,8 @@ def test_memory_format_changes_layout_not_maths(toy, tmp_path, capsys):
     assert _channels_last(_cfg(toy, "x", memory_format="channels_last"), gpu)
     runs = {f: train(_cfg(toy, tmp_path / f, epochs=1, threads=1, memory_format=f))
             for f in ("channels_last", "contiguous")}
+    for f, run in runs.items():  # the run records the layout it used
+        assert json.loads((run / "config.json").read_text())["memory_format"] == f
     a, b = (load_file(str(runs[f] / "model.safetensors")) for f in ("channels_last", "contiguous"))
     assert a.keys() == b.keys() and any(v.dim() == 4 for v in a.values())
     for k in a:

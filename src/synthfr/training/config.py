@@ -120,7 +120,7 @@ class TrainConfig:
     """Mixed precision: ``auto`` (fp16 on CUDA, off on CPU), ``fp16``, ``bf16`` or ``off``."""
     memory_format: str = "auto"
     """Backbone tensor layout: ``auto`` (``channels_last`` on CPU, ``contiguous`` elsewhere), ``channels_last``
-    (NHWC: ~1.4x faster MobileFaceNet training on CPU, docs/benchmarks.md) or ``contiguous`` (NCHW). The maths
+    (NHWC: MobileFaceNet steps 1.3x faster on a 2-core AVX2 CPU, docs/benchmarks.md) or ``contiguous`` (NCHW). The maths
     is the same; only float rounding differs."""
     threads: int = 0
     """torch CPU threads of the training process (0 = leave torch's default)."""

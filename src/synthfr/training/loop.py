@@ -240,7 +240,7 @@ def _train(cfg: TrainConfig) -> Path:
         "num_classes": num_classes, "classes": {"data": n_syn, "real": n_real, "virtual": n_virt},
         "class_names": ds.class_names, "images": len(ds),
         **({"sources": ds.describe(cfg.data_weights)} if multi else {}), "steps_per_epoch": spe, "total_steps": total,
-        "world_size": world,
+        "world_size": world, "memory_format": "channels_last" if fmt is torch.channels_last else "contiguous",
         "input": {"size": cfg.input_size, "channels": "RGB", "normalisation": "(x / 255 - 0.5) / 0.5"},
         "provenance": provenance(),
     }

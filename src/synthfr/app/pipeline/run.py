@@ -41,8 +41,8 @@ __all__ = ["run_pipeline"]
 
 
 # TrainConfig fields that do not change the trained model (left out of the stage's resolved config).
-_TRAIN_RUN_ONLY = ("device", "memory_format", "num_workers", "threads", "progress", "log_every", "tensorboard", "keep_checkpoints",
-                   "checkpoint_every")
+_TRAIN_RUN_ONLY = ("device", "memory_format", "num_workers", "threads", "progress", "log_every", "tensorboard",
+                   "keep_checkpoints", "checkpoint_every")
 
 
 def _canon(obj: Any) -> Any:
