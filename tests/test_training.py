@@ -237,6 +237,11 @@ def test_checkpoint_embedder_eval_and_onnx(toy, tmp_path):
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5)
     ref = torch.nn.functional.normalize(model(x), dim=1).detach().numpy()
     np.testing.assert_allclose(e, ref, atol=1e-5)
+    # NHWC on CPU by default (as training), the same embeddings as NCHW
+    nchw = create_embedder("checkpoint", path=str(run), device="cpu", memory_format="contiguous")
+    conv = next(m.weight for m in emb.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    np.testing.assert_allclose(nchw.embed(imgs), e, atol=1e-5)
     # differentiable forward in [0, 1]
     xin = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(255).requires_grad_(True)
     emb(xin).sum().backward()
@@ -308,7 +313,14 @@ def test_memory_format_changes_layout_not_maths(toy, tmp_path, capsys):
     from synthfr.app.cli import main
     from synthfr.training.loop import _channels_last
 
+    from synthfr.utils.device import use_channels_last
+
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    # the one rule shared with the embedders (dlib-torch, SFace, checkpoint), which also take True/False/None
+    assert [use_channels_last(f, d) for f in ("auto", None, "channels_last", True, "contiguous", False)
+            for d in (cpu, gpu)] == [True, False, True, False, True, True, True, True, False, False, False, False]
+    with pytest.raises(ValueError, match="'nhwc': use auto, channels_last or contiguous"):
+        use_channels_last("nhwc", cpu)
     assert _channels_last(_cfg(toy, "x"), cpu) and not _channels_last(_cfg(toy, "x"), gpu)
     assert not _channels_last(_cfg(toy, "x", memory_format="contiguous"), cpu)
     assert _channels_last(_cfg(toy, "x", memory_format="channels_last"), gpu)

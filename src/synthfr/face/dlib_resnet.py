@@ -197,15 +197,15 @@ class DlibTorchEmbedder(Embedder, nn.Module):
     differentiable = True
 
     def __init__(self, device: str | None = "auto", weights: str | None = None, fold_affine: bool = True,
-                 channels_last: bool | None = None):
+                 channels_last: bool | str | None = None):
         nn.Module.__init__(self)
-        from synthfr.utils.device import resolve_device
+        from synthfr.utils.device import resolve_device, use_channels_last
 
         self.net = load_dlib_resnet(weights, fold_affine=fold_affine)
         self.dim = self.net.dim
         self.register_buffer("grid", chip_grid(112, self.net.chip_size), persistent=False)
         self.device = resolve_device(device)
-        self.channels_last = (self.device.type == "cpu") if channels_last is None else channels_last
+        self.channels_last = use_channels_last(channels_last, self.device)
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)

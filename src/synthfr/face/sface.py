@@ -321,7 +321,7 @@ class SFaceEmbedder(Embedder, nn.Module):
     judge = True
 
     def __init__(self, device: str | None = "auto", path: str | None = None, sha256: str | None = SFACE_SHA256,
-                 fold_bn: bool = True, channels_last: bool | None = None, cpu_chunk: int = 8,
+                 fold_bn: bool = True, channels_last: bool | str | None = None, cpu_chunk: int = 8,
                  precision: str = "auto"):
         nn.Module.__init__(self)
         # On CPU, embed() runs the network on at most cpu_chunk faces at a time whatever batch_size is: a
@@ -329,12 +329,12 @@ class SFaceEmbedder(Embedder, nn.Module):
         # mapped and unmapped on every call, and the page faults cost as much as the arithmetic (measured
         # 34 vs 21 CPU ms/face at chunks of 64 vs 8, docs/benchmarks.md).
         self.cpu_chunk = max(1, int(cpu_chunk))
-        from synthfr.utils.device import resolve_device
+        from synthfr.utils.device import resolve_device, use_channels_last
 
         self.net = load_sface(path, sha256=sha256, fold_bn=fold_bn)
         self.dim = self.net.dim
         self.device = resolve_device(device)
-        self.channels_last = (self.device.type == "cpu") if channels_last is None else bool(channels_last)
+        self.channels_last = use_channels_last(channels_last, self.device)
         # precision of the convolution body: "fp32" is OpenCV's arithmetic up to rounding (min cosine 0.9999999
         # on the LFW raw sample); "bf16" rounds activations and weights to bfloat16 inside the 27 convolutions
         # only (input mapping and fc head stay float32): min cosine 0.9998 to OpenCV on the same faces, LFW

@@ -58,12 +58,12 @@ def _loader(ds, sampler, cfg: TrainConfig, device: torch.device):
 
 # -- the loop -----------------------------------------------------------------------------------------------
 def _channels_last(cfg: TrainConfig, device: torch.device) -> bool:
-    # oneDNN's NHWC kernels (depthwise convolutions above all) beat NCHW on CPU; GPUs keep NCHW, untested here
     from synthfr.errors import UsageError
+    from synthfr.utils.device import MEMORY_FORMATS, use_channels_last
 
-    if cfg.memory_format not in ("auto", "channels_last", "contiguous"):
+    if cfg.memory_format not in MEMORY_FORMATS:  # the flag's name in the message, not the helper's
         raise UsageError(f"--memory-format {cfg.memory_format!r}: use auto, channels_last or contiguous")
-    return cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and device.type == "cpu")
+    return use_channels_last(cfg.memory_format, device)
 
 
 def validate_train_config(cfg: TrainConfig) -> None:
