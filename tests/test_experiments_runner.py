@@ -130,7 +130,7 @@ def test_q4_to_q7(capsys):
     v2 = "synthfr-v2:vary=pose+expression+illumination+quality"
     assert len(pipes) == 6 and samp == sorted((m, g, "3000", "2") for m in ("hyperface", "uniform", "vec2face")
                                               for g in ("synthfr-small", v2))  # each sampler with both generators
-    assert all(s["sample.options"] == ("{tau: 0.3}" if s.get("sample.method") == "vec2face" else "{}")
+    assert all(s["sample.options"] == ("{tau: 0.4}" if s.get("sample.method") == "vec2face" else "{}")
                for s in pipes if "sample.method" in s)
     q6 = _commands("q6", capsys, "--seeds", "0")
     _check_valid(q6)
@@ -341,3 +341,18 @@ def test_command_tables_give_every_arm_once(capsys):
         arm = A.ARMS[name]
         assert ("--embedder" in cmd) if arm.kind == "embedder" else (f"O/{name}/sS" in cmd and "seed" in cmd)
         assert "RECIPE" in cmd if arm.kind == "train" else "RECIPE" not in cmd
+
+
+def test_q5_vec2face_tau_holds_3000_identities_in_dlib_space():
+    """q5's Vec2Face arm raises the paper's tau 0.3 (it keeps only ~500 of 3,000 identities in dlib's centred space,
+    where the PCA Gaussian's effective dimension is ~24): its tau must give all 3,000 from the pipeline's own
+    gallery (built-in, 4,000 points, seed 0), every pair at most tau apart, packed no looser than uniform."""
+    from synthfr.galleries import GaussianGallery
+    from synthfr.samplers import sample_identities
+
+    gal = GaussianGallery.load().sample(4000, seed=0)
+    x, st = sample_identities("vec2face", 3000, gallery=gal, tau=A.V2F_TAU_3000, seed=0)
+    assert x.shape == (3000, gal.shape[1]) and st["standardize"]["used"] == "center"
+    assert st["max_cos"] <= A.V2F_TAU_3000 + 1e-6 and st["rejected"] > 0
+    _, uni = sample_identities("uniform", 3000, gallery=gal, seed=0)
+    assert uni["max_cos"] > A.V2F_TAU_3000  # uniform points collide more than the kept ones
