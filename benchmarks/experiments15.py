@@ -242,14 +242,15 @@ def command_tables(questions: list[str]) -> int:
 
 
 def archive(out: str, to: str) -> int:
-    """Copy the small files the tables are made from (eval.json, wall.json, the held-out benchmark's description;
-    of quality.json only the per-network headline the tables read) from ``out`` to ``to`` in the same layout, so
-    ``summary --out TO`` outlives the scratch folder."""
+    """Copy the small files the tables are made from (eval.json, wall.json, the training runs' config.json, the
+    held-out benchmark's description; of quality.json only the per-network headline the tables read) from ``out``
+    to ``to`` in the same layout, so ``summary --out TO`` outlives the scratch folder."""
     import shutil
 
     src, dst, n = Path(out), Path(to), 0
     for p in sorted(src.glob("*.json")) + sorted(src.rglob("eval.json")) + sorted(src.rglob("wall.json")) + sorted(
-            src.glob("*/quality/quality.json")):
+            src.glob("*/quality/quality.json")) + sorted(src.glob("*/s*/run/config.json")) + sorted(
+            src.glob("*/s*/train/run/config.json")):
         parts = p.relative_to(src).parts
         if len(parts) > 1 and parts[0] not in ARMS:  # only arms' folders (not frozen code copies, data, ...)
             continue

@@ -155,6 +155,10 @@ PAIRS["q2"] += [("v2-dm-real50", "real-rest"), ("v2-dm-real50", "dm-real50"), ("
 PAIRS["q4"] = [("v2-pose", "v2-none"), ("v2-illumination", "v2-none"), ("v2-expression", "v2-none"),
                ("v2-all", "v2-none"), ("v2-all", "w300x20"), ("v2-all", "real-rest"), ("v2-all-nhwc", "v2-all")]
 PAIRS["q7"] = []
+# an arm trained in the other layout than B is compared with B's same-layout twin, when there is one: v2-all (and the
+# arms run before session 16) trained NCHW, later arms NHWC; the maths is the same but rounding differs, and v2-all's
+# seed 0 and v2-all-nhwc's differ by 1.1 points (docs/experiments.md, session 16)
+LAYOUT_TWINS = {"v2-all": "v2-all-nhwc"}
 
 
 def category(arm: Arm) -> tuple[str, str | None]:
@@ -175,6 +179,12 @@ def question_arms(q: str) -> list[Arm]:
 
 def arm_dir(out: str, arm: str, seed: int | None) -> str:
     return f"{out}/{arm}" if seed is None else f"{out}/{arm}/s{seed}"
+
+
+def run_config(out: str, arm: Arm, seed: int) -> str:
+    """The training run's recorded config.json (resolved config, provenance) of one arm-seed."""
+    d = arm_dir(out, arm.name, seed)
+    return f"{d}/train/run/config.json" if arm.kind == "pipeline" else f"{d}/run/config.json"
 
 
 def eval_json(out: str, arm: Arm, seed: int | None) -> str:

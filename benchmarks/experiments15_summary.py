@@ -4,6 +4,7 @@ comparisons; and the estimated CPU cost of every arm (`cost`). Reads only files 
     OUT/<arm>/s<seed>/evaluate/eval.json (pipelines) or OUT/<arm>/s<seed>/eval.json (train + eval)
     OUT/<arm>/eval.json (pretrained embedders)          OUT/<arm>/s<seed>/wall.json (the runner's clock)
     OUT/<arm>/quality/quality.json (`synthfr quality --judges sface`: dlib-torch and SFace side by side)
+    OUT/<arm>/s<seed>/[train/]run/config.json (the training run's resolved config: its backbone's layout)
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import experiments15_arms as E  # noqa: E402
 from experiments import paired_t  # noqa: E402
+
+from synthfr.utils.device import use_channels_last  # noqa: E402
 
 LFW, HELD = "lfw", "heldout"
 # estimated minutes on a quiet 2-core CPU, measured in sessions 13-14 on the AMD EPYC without AVX-512 (the
@@ -49,15 +52,30 @@ def _mean(xs: list[float], fmt: str = ".3f") -> str:
     return format(sum(xs) / len(xs), fmt) if xs else "—"
 
 
+def layout(run_config: dict | None) -> str | None:
+    """``NHWC`` or ``NCHW``: the layout a recorded training run trained its backbone in (runs from before
+    ``memory_format`` existed trained NCHW); ``None`` when the run left no config."""
+    if run_config is None:
+        return None
+    c = run_config.get("config", {})
+    device = c.get("device", "auto")
+    if device == "auto":  # the loop's rule: CUDA when there is one
+        device = "cuda" if (run_config.get("provenance") or {}).get("cuda_available") else "cpu"
+    return "NHWC" if use_channels_last(c.get("memory_format", "contiguous"), device) else "NCHW"
+
+
 def load_arm(out: Path, arm: E.Arm) -> dict:
-    """``{"seeds": {seed: {bench: result}}, "wall": [s], "quality": {network: headline}}`` of one arm."""
-    res: dict = {"seeds": {}, "wall": [], "quality": {}}
+    """``{"seeds": {seed: {bench: result}}, "wall": [s], "quality": {network: headline}, "layouts": {layout}}`` of
+    one arm."""
+    res: dict = {"seeds": {}, "wall": [], "quality": {}, "layouts": set()}
     seeds = [None] if arm.kind == "embedder" else range(10)
     for s in seeds:
         ev = _read(Path(E.eval_json(str(out), arm, s)))
         if ev is None:
             continue
         res["seeds"][s] = ev.get("benchmarks", {})
+        if s is not None and (lay := layout(_read(Path(E.run_config(str(out), arm, s))))):
+            res["layouts"].add(lay)
         d = Path(E.arm_dir(str(out), arm.name, s))
         w = _read(d / "wall.json") or {"seconds": (_read(d / "pipeline.json") or {}).get("seconds")}
         if w.get("seconds") is not None:
@@ -113,29 +131,48 @@ def compare(ra: dict, rb: dict, bench: str) -> tuple[str, str, str]:
     return delta, f"{t_fold:+.2f}", ("—" if math.isnan(t_seed) else f"{t_seed:+.2f}")
 
 
+def same_layout(a: str, b: str, load) -> tuple[str, str]:
+    """A and B, one of them swapped for its same-layout twin (``E.LAYOUT_TWINS``) when they trained in different
+    layouts and the twin trained in the other's: a paired comparison should differ only in what the arms are
+    about. A pair of twins (the layout control itself) stays as it is."""
+    la, lb = load(a)["layouts"], load(b)["layouts"]
+    if len(la) != 1 or len(lb) != 1 or la == lb or E.LAYOUT_TWINS.get(a) == b or E.LAYOUT_TWINS.get(b) == a:
+        return a, b
+    if (tb := E.LAYOUT_TWINS.get(b)) and load(tb)["layouts"] == la:
+        return a, tb
+    if (ta := E.LAYOUT_TWINS.get(a)) and load(ta)["layouts"] == lb:
+        return ta, b
+    return a, b
+
+
 def summary(out: str | Path, questions: list[str]) -> int:
     out = Path(out)
     cache: dict[str, dict] = {}
+
+    def load(name: str) -> dict:
+        return cache.setdefault(name, load_arm(out, E.ARMS[name]))
+
     for q in questions:
+        pairs = [same_layout(a, b, load) for a, b in E.PAIRS.get(q, [])]
+        arms = E.question_arms(q)
+        arms += [E.ARMS[n] for n in dict.fromkeys(n for p in pairs for n in p) if E.ARMS[n] not in arms]  # twins
         print(f"\n### {q}: {E.QUESTIONS[q]}\n")
         print("| arm | what | seeds | LFW accuracy (mean ± sd over seeds) | LFW EER | LFW TPR@FPR=1e-3 | held-out "
               "accuracy | held-out EER | dataset dlib: cos to own centre / EER | dataset SFace: cos to own centre / "
               "EER | wall time per seed |\n|---|---|---|---|---|---|---|---|---|---|---|")
-        for arm in E.question_arms(q):
-            r = cache.setdefault(arm.name, load_arm(out, arm))
+        for arm in arms:
+            r = load(arm.name)
             n = len(r["seeds"])
             wall = f"{sum(r['wall']) / len(r['wall']) / 60:.1f} min" if r["wall"] else "—"
             print(f"| {arm.name} | {arm.what} | {n if arm.kind != 'embedder' else '—'} | {_ms(_fig(r, LFW, 'accuracy'))}"
                   f" | {_mean(_fig(r, LFW, 'eer'))} | {_mean(_fig(r, LFW, 'tpr'))} | {_ms(_fig(r, HELD, 'accuracy'))}"
                   f" | {_mean(_fig(r, HELD, 'eer'))} | {_q(r, 'dlib-torch')} | {_q(r, 'sface')} | {wall} |")
-        if E.PAIRS.get(q):
+        if pairs:
             print("\n| comparison (A − B) | Δ LFW accuracy | paired t, 10 folds | paired t, seeds | Δ held-out "
                   "accuracy | paired t, 10 folds | paired t, seeds |\n|---|---|---|---|---|---|---|")
-            for a, b in E.PAIRS[q]:
-                ra = cache.setdefault(a, load_arm(out, E.ARMS[a]))
-                rb = cache.setdefault(b, load_arm(out, E.ARMS[b]))
-                print(f"| {a} − {b} | " + " | ".join(compare(ra, rb, LFW)) + " | "
-                      + " | ".join(compare(ra, rb, HELD)) + " |")
+            for a, b in pairs:
+                print(f"| {a} − {b} | " + " | ".join(compare(load(a), load(b), LFW)) + " | "
+                      + " | ".join(compare(load(a), load(b), HELD)) + " |")
     return 0
 
 

@@ -254,6 +254,42 @@ def test_archive_keeps_what_the_summary_reads(tmp_path, capsys):
     assert capsys.readouterr().out == before
 
 
+def test_layout_of_a_recorded_run():
+    cpu, gpu = {"cuda_available": False}, {"cuda_available": True}
+    assert S.layout({"config": {"device": "auto"}, "provenance": cpu}) == "NCHW"  # before memory_format existed
+    assert S.layout({"config": {"device": "auto", "memory_format": "auto"}, "provenance": cpu}) == "NHWC"
+    assert S.layout({"config": {"device": "auto", "memory_format": "auto"}, "provenance": gpu}) == "NCHW"
+    assert S.layout({"config": {"device": "cuda", "memory_format": "channels_last"}}) == "NHWC"
+    assert S.layout(None) is None
+
+
+def test_pairs_compare_arms_trained_in_one_layout(tmp_path, capsys):
+    """An arm trained NHWC is compared with v2-all's NHWC twin, not with v2-all (NCHW); the layout control itself
+    (v2-all-nhwc - v2-all) and arms with no layout recorded stay as they are. The archive keeps the configs."""
+    runs = {"v2-all": None, "v2-all-nhwc": "channels_last", "v2-im-low": "auto", "v2-none": "auto", "v2-pose": "auto"}
+    for i, (arm, fmt) in enumerate(runs.items()):
+        d = tmp_path / "exp" / arm / "s0"
+        _fake_eval(d / "evaluate" / "eval.json", [0.7 + 0.01 * i + 0.001 * k for k in range(10)], [0.6] * 10)
+        cfg = {"device": "auto", **({"memory_format": fmt} if fmt else {})}
+        (d / "train" / "run").mkdir(parents=True)
+        (d / "train" / "run" / "config.json").write_text(json.dumps({"config": cfg,
+                                                                     "provenance": {"cuda_available": False}}))
+    _fake_eval(tmp_path / "exp" / "w300x20" / "s0" / "evaluate" / "eval.json", [0.6] * 10, [0.6] * 10)  # no config
+    assert E.main(["archive", "--out", str(tmp_path / "exp"), "--to", str(tmp_path / "kept")]) == 0
+    assert (tmp_path / "kept" / "v2-none" / "s0" / "train" / "run" / "config.json").is_file()
+    capsys.readouterr()
+    for out in ("exp", "kept"):
+        text = ""
+        for q in ("q4", "q6"):
+            assert E.main(["summary", "--out", str(tmp_path / out), "--question", q]) == 0
+            text += capsys.readouterr().out
+        pairs = {line.split(" | ")[0][2:] for line in text.splitlines() if " − " in line}
+        assert {"v2-im-low − v2-all-nhwc", "v2-all-nhwc − v2-none", "v2-pose − v2-none", "v2-all-nhwc − v2-all",
+                "v2-all − w300x20"} <= pairs
+        assert not {"v2-im-low − v2-all", "v2-all − v2-none", "v2-all-nhwc − v2-all-nhwc"} & pairs
+        assert "| v2-all-nhwc |" in text.split("### q6")[1]  # the twin compared with is in the question's table
+
+
 def test_every_arm_has_a_category():
     cats = {name: A.category(arm) for name, arm in A.ARMS.items()}
     assert cats["real-rest"] == ("real", None) and cats["real50x10"] == ("real", None)

@@ -58,12 +58,9 @@ def _loader(ds, sampler, cfg: TrainConfig, device: torch.device):
 
 # -- the loop -----------------------------------------------------------------------------------------------
 def _channels_last(cfg: TrainConfig, device: torch.device) -> bool:
-    from synthfr.errors import UsageError
-    from synthfr.utils.device import MEMORY_FORMATS, use_channels_last
+    from synthfr.utils.device import use_channels_last
 
-    if cfg.memory_format not in MEMORY_FORMATS:  # the flag's name in the message, not the helper's
-        raise UsageError(f"--memory-format {cfg.memory_format!r}: use auto, channels_last or contiguous")
-    return use_channels_last(cfg.memory_format, device)
+    return use_channels_last(cfg.memory_format, device, name="--memory-format")
 
 
 def validate_train_config(cfg: TrainConfig) -> None:

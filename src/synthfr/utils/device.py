@@ -45,7 +45,7 @@ def resolve_device(device: str | None = "auto"):
     return torch.device(device)
 
 
-def use_channels_last(memory_format: str | bool | None, device) -> bool:
+def use_channels_last(memory_format: str | bool | None, device, name: str = "memory format") -> bool:
     """Whether 4-D weights and inputs should be NHWC (``torch.channels_last``) on ``device``.
 
     ``memory_format``: ``"auto"`` (or ``None``) = NHWC on CPU, NCHW elsewhere; ``"channels_last"`` (or ``True``)
@@ -61,7 +61,7 @@ def use_channels_last(memory_format: str | bool | None, device) -> bool:
     if memory_format not in MEMORY_FORMATS:
         from synthfr.errors import UsageError
 
-        raise UsageError(f"memory format {memory_format!r}: use auto, channels_last or contiguous")
+        raise UsageError(f"{name} {memory_format!r}: use auto, channels_last or contiguous")
     if memory_format == "auto":
         return getattr(device, "type", str(device).split(":")[0]) == "cpu"
     return memory_format == "channels_last"
