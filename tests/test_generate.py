@@ -201,7 +201,7 @@ def test_identity_filter_drops_and_regenerates_planted_bad_images(tmp_path):
 
 
 def test_rec_format(tmp_path):
-    from synthfr.data.recordio import read_insightface_rec
+    from synthfr.data.insightface_rec import read_insightface_rec
 
     ids = _ids(tmp_path / "ids.npy", n=5)
     generate_dataset(_cfg(ids, tmp_path / "r", format="rec"), progress=False)

@@ -6,10 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from synthfr.data.recordio import (
-    MAGIC, InsightFaceRecWriter, RecordIOReader, RecordIOWriter, pack_header, read_insightface_rec,
-    unpack_header,
-)
+from synthfr.data.insightface_rec import InsightFaceRecWriter, read_insightface_rec
+from synthfr.data.recordio import MAGIC, RecordIOReader, RecordIOWriter, pack_header, unpack_header
 
 
 def _hand_record(payload: bytes) -> bytes:
@@ -106,6 +104,20 @@ def test_insightface_writer_classes_must_be_contiguous(tmp_path):
     reader, keys, ranges = read_insightface_rec(tmp_path / "c.rec")
     assert keys == [1, 2] and ranges == [(1, 2), (2, 3)]
 
+
+
+def test_overwrite_rewrites_a_placeholder_in_place_and_refuses_another_size(tmp_path):
+    with RecordIOWriter(tmp_path / "o.rec") as w:
+        pos = w.tell()
+        w.write(0.0, b"abcd")
+        w.write(1.0, b"efgh")
+        w.overwrite(pos, pack_header(7.0, 0, 0) + b"wxyz")
+        for wrong in (b"wxyz" * 3, b""):  # longer would run into the next record; shorter would leave a gap
+            with pytest.raises(ValueError, match="same"):
+                w.overwrite(pos, pack_header(7.0, 0, 0) + wrong)
+        w.write(2.0, b"ijkl")
+    r = RecordIOReader(tmp_path / "o.rec")
+    assert [(h.label, img) for _, h, img in r] == [(7.0, b"wxyz"), (1.0, b"efgh"), (2.0, b"ijkl")]
 
 def _tree(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -203,7 +203,7 @@ def open_dataset(path: str | Path, input_size: int = 112, augment=None, soft_lab
 
 
 def _open_rec(path: Path, input_size: int, augment, soft_labels: bool) -> FaceDataset:
-    from synthfr.data.recordio import read_insightface_rec
+    from synthfr.data.insightface_rec import read_insightface_rec
 
     reader, keys, ranges = read_insightface_rec(path)
     la = np.zeros(len(keys), dtype=np.int64)

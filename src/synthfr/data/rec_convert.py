@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from synthfr.data.recordio import CorruptRecordError, InsightFaceRecWriter, default_idx_path, read_insightface_rec
+from synthfr.data.insightface_rec import InsightFaceRecWriter, read_insightface_rec
+from synthfr.data.recordio import CorruptRecordError, default_idx_path
 
 __all__ = ["folder_to_rec", "rec_to_folder"]
 

@@ -11,13 +11,10 @@ The format (dmlc-core ``recordio.h`` and ``mxnet.recordio``), byte for byte:
 * A payload written by ``mxnet.recordio.pack`` starts with the ``IRHeader`` ``struct.pack('IfQQ', flag, label,
   id, id2)`` (24 bytes). ``flag > 0`` means the label is a float32 array of ``flag`` values that follows the
   header (and the ``label`` field is 0); the image bytes (JPEG/PNG) come after.
-* An insightface training set stores in record 0 a header with ``flag=2`` and ``label = [num_images + 1,
-  num_images + 1 + num_classes]``; records ``1..num_images`` are images whose label is the class index; records
-  ``num_images + 1 ..`` are one per class (in class order) with ``label = [first_key, end_key)`` of its images.
 
 Public API: :class:`RecordIOWriter`, :class:`RecordIOReader`, :func:`pack_header`, :func:`unpack_header`,
-:func:`pack`, :func:`unpack`, :class:`InsightFaceRecWriter`, :func:`write_insightface_rec`,
-:func:`read_insightface_rec`. Converting folders to and from ``.rec``: :mod:`synthfr.data.rec_convert`.
+:func:`pack`, :func:`unpack`. The insightface training-set layout on top of it (header record, class ranges):
+:mod:`synthfr.data.insightface_rec`; converting folders to and from ``.rec``: :mod:`synthfr.data.rec_convert`.
 """
 from __future__ import annotations
 
@@ -25,7 +22,7 @@ import os
 import struct
 from collections import namedtuple
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -34,7 +31,7 @@ from synthfr.errors import InputError
 __all__ = [
     "CorruptRecordError",
     "MAGIC", "IRHeader", "pack_header", "unpack_header", "pack", "unpack", "RecordIOWriter", "RecordIOReader",
-    "InsightFaceRecWriter", "write_insightface_rec", "read_insightface_rec", "default_idx_path",
+    "default_idx_path",
 ]
 
 MAGIC = 0xCED7230A
@@ -99,6 +96,29 @@ def unpack(s: bytes) -> tuple[IRHeader, bytes]:
     return unpack_header(s)
 
 
+def _frame(buf: bytes) -> bytes:
+    """One payload as it lies in the ``.rec``: split at every 4-byte aligned magic number (as dmlc-core does),
+    each part behind ``magic, lrecord``, zero-padded to 4 bytes."""
+    n = len(buf)
+    if n >= 1 << 29:
+        raise ValueError(f"RecordIO records must be smaller than 2^29 bytes, got {n}")
+    out: list[bytes] = []
+    dptr, start, lower = 0, 0, (n >> 2) << 2
+    while True:
+        i = buf.find(_MAGIC_BYTES, start, lower)
+        if i < 0:
+            break
+        if i % 4:
+            start = i + 1
+            continue
+        out += [_MAGIC_BYTES, struct.pack("<I", _encode_lrec(1 if dptr == 0 else 2, i - dptr)), buf[dptr:i]]
+        dptr = i + 4
+        start = dptr
+    out += [_MAGIC_BYTES, struct.pack("<I", _encode_lrec(3 if dptr != 0 else 0, n - dptr)), buf[dptr:],
+            b"\x00" * ((-n) % 4)]
+    return b"".join(out)
+
+
 # -- writer -----------------------------------------------------------------------------------------
 class RecordIOWriter:
     """Write an indexed RecordIO file pair (``.rec`` + ``.idx``), byte-compatible with ``MXIndexedRecordIO``.
@@ -112,7 +132,7 @@ class RecordIOWriter:
         self.rec_path = Path(rec_path)
         self.idx_path = Path(idx_path) if idx_path is not None else default_idx_path(self.rec_path)
         self.rec_path.parent.mkdir(parents=True, exist_ok=True)
-        self._rec = open(self.rec_path, "wb")
+        self._rec = open(self.rec_path, "w+b")  # readable too: overwrite() checks the record it replaces
         self._idx = open(self.idx_path, "w")
         self._next_key = 0
         self.keys: list[int] = []
@@ -120,33 +140,39 @@ class RecordIOWriter:
     def tell(self) -> int:
         return self._rec.tell()
 
-    def _write_record(self, buf: bytes) -> None:
-        n = len(buf)
-        if n >= 1 << 29:
-            raise ValueError(f"RecordIO records must be smaller than 2^29 bytes, got {n}")
-        f = self._rec
-        dptr = 0
-        lower = (n >> 2) << 2
-        # split at every 4-byte aligned occurrence of the magic number (as dmlc-core does)
-        start = 0
+    @property
+    def closed(self) -> bool:
+        return self._rec.closed
+
+    def overwrite(self, pos: int, buf: bytes) -> None:
+        """Rewrite the record at byte ``pos`` with a payload of the same framed size (e.g. a header written
+        first as a placeholder); the index is unchanged and writing goes on at the end."""
+        framed, end = _frame(buf), self._rec.tell()
+        try:
+            old = self._framed_size_at(pos)
+            if len(framed) != old:
+                raise ValueError(f"the record at byte {pos} takes {old} bytes; a rewrite must take the same, not "
+                                 f"{len(framed)}")
+            self._rec.seek(pos)
+            self._rec.write(framed)
+        finally:
+            self._rec.seek(end)  # appending goes on at the end, also after a refused rewrite
+
+    def _framed_size_at(self, pos: int) -> int:
+        """Bytes of the (possibly split) record whose first part starts at ``pos``."""
+        f, size = self._rec, 0
         while True:
-            i = buf.find(_MAGIC_BYTES, start, lower)
-            if i < 0:
-                break
-            if i % 4:
-                start = i + 1
-                continue
-            f.write(_MAGIC_BYTES)
-            f.write(struct.pack("<I", _encode_lrec(1 if dptr == 0 else 2, i - dptr)))
-            f.write(buf[dptr:i])
-            dptr = i + 4
-            start = dptr
-        f.write(_MAGIC_BYTES)
-        f.write(struct.pack("<I", _encode_lrec(3 if dptr != 0 else 0, n - dptr)))
-        f.write(buf[dptr:])
-        pad = (-n) % 4
-        if pad:
-            f.write(b"\x00" * pad)
+            f.seek(pos + size)
+            magic, lrec = struct.unpack("<II", f.read(8))
+            if magic != MAGIC:
+                raise ValueError(f"no record starts at byte {pos} of {self.rec_path}")
+            cflag, length = _decode_lrec(lrec)
+            size += 8 + length + (-length) % 4
+            if cflag in (0, 3):
+                return size
+
+    def _write_record(self, buf: bytes) -> None:
+        self._rec.write(_frame(buf))
 
     def write_raw(self, buf: bytes, key: int | None = None) -> int:
         """Write a packed payload under ``key`` (default: previous key + 1) and index it; returns the key."""
@@ -344,96 +370,3 @@ class RecordIOReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-# -- insightface training sets ----------------------------------------------------------------------
-class InsightFaceRecWriter:
-    """Write an insightface training ``.rec``: header record 0, images 1..N, then one range record per class.
-
-    Add images grouped by class (each class's images contiguous, in any class order); classes are
-    ``0..num_classes-1`` (a class without images gets an empty range). Record 0 is written first with a
-    placeholder of the same size and rewritten on :meth:`close`, so the file reads sequentially in key order.
-    ``soft labels``: pass ``label`` as a sequence (e.g. ``[class, id_b, weight_a]``); its first value must be
-    the class (what insightface reads as the label).
-    """
-
-    def __init__(self, rec_path: str | Path, idx_path: str | Path | None = None, num_classes: int | None = None):
-        self.writer = RecordIOWriter(rec_path, idx_path)
-        self.num_classes = num_classes
-        self._header_pos = self.writer.tell()
-        self.writer.write_raw(pack_header([0.0, 0.0], 0, 0), key=0)
-        self._ranges: dict[int, list[int]] = {}
-        self._last_class: int | None = None
-        self.num_images = 0
-
-    def add(self, img_bytes: bytes, label: int | Sequence[float]) -> int:
-        """Append an image of class ``label`` (int) or soft label sequence; returns its record key."""
-        cls = int(label) if np.ndim(label) == 0 else int(np.asarray(label).reshape(-1)[0])
-        if cls < 0:
-            raise ValueError(f"class labels must be >= 0, got {cls}")
-        if cls != self._last_class and cls in self._ranges:
-            raise ValueError(f"images of class {cls} are not contiguous; add images grouped by class")
-        key = self.num_images + 1
-        lab = float(cls) if np.ndim(label) == 0 else [float(x) for x in np.asarray(label).reshape(-1)]
-        self.writer.write(lab, img_bytes, id=key, key=key)
-        r = self._ranges.setdefault(cls, [key, key + 1])
-        r[1] = key + 1
-        self._last_class = cls
-        self.num_images += 1
-        return key
-
-    def close(self) -> None:
-        if self.writer._rec.closed:
-            return
-        n_cls = max(self._ranges, default=-1) + 1
-        if self.num_classes is not None:
-            if self.num_classes < n_cls:
-                raise ValueError(f"num_classes={self.num_classes} but class {n_cls - 1} was written")
-            n_cls = self.num_classes
-        first = self.num_images + 1
-        for c in range(n_cls):
-            a, b = self._ranges.get(c, [first, first])
-            self.writer.write([float(a), float(b)], b"", id=first + c, key=first + c)
-        # rewrite record 0 in place (same size)
-        f = self.writer._rec
-        end = f.tell()
-        f.seek(self._header_pos)
-        self.writer._write_record(pack_header([float(first), float(first + n_cls)], 0, 0))
-        f.seek(end)
-        self.writer.close()
-
-    def __enter__(self) -> "InsightFaceRecWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def write_insightface_rec(items: Iterable[tuple[bytes, int | Sequence[float]]], rec_path: str | Path,
-                          idx_path: str | Path | None = None, num_classes: int | None = None) -> int:
-    """Write ``(image_bytes, label)`` pairs (grouped by class) as an insightface training set; returns N."""
-    with InsightFaceRecWriter(rec_path, idx_path, num_classes=num_classes) as w:
-        for img, label in items:
-            w.add(img, label)
-        return w.num_images
-
-
-def read_insightface_rec(rec_path: str | Path, idx_path: str | Path | None = None
-                         ) -> tuple[RecordIOReader, list[int], list[tuple[int, int]] | None]:
-    """Open an insightface ``.rec``: ``(reader, image keys, class ranges or None)``.
-
-    With a header record (key 0, ``flag > 0``), image keys are ``1..label[0]-1`` and the class ranges are read
-    from records ``label[0]..label[1]-1``; otherwise every record is an image (labels from the headers).
-    """
-    reader = RecordIOReader(rec_path, idx_path)
-    if 0 in reader:
-        h, _ = reader.read(0)
-        if h.flag > 0:
-            lo, hi = int(h.label[0]), int(h.label[1])
-            keys = list(range(1, lo))
-            ranges = []
-            for k in range(lo, hi):
-                hk, _ = reader.read(k)
-                ranges.append((int(hk.label[0]), int(hk.label[1])))
-            return reader, keys, ranges
-    return reader, list(reader.keys), None

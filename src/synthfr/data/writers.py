@@ -120,7 +120,7 @@ def export_rec(out: str | Path, records: Iterable[dict[str, Any]], num_classes: 
     Labels are the identity rows (soft-labelled images carry ``[id_a, id_b, weight_a]`` with ``id_a`` the row). With
     ``remove_images`` the ``images/`` folder is deleted afterwards. Returns the ``.rec`` path.
     """
-    from synthfr.data.recordio import InsightFaceRecWriter
+    from synthfr.data.insightface_rec import InsightFaceRecWriter
 
     out = Path(out)
     rec = out / rec_name
