@@ -157,7 +157,7 @@ PAIRS["q4"] = [("v2-pose", "v2-none"), ("v2-illumination", "v2-none"), ("v2-expr
 PAIRS["q7"] = []
 # an arm trained in the other layout than B is compared with B's same-layout twin, when there is one: v2-all (and the
 # arms run before session 16) trained NCHW, later arms NHWC; the maths is the same but rounding differs, and
-# v2-all-nhwc - v2-all is +0.8 +- 0.5 points over 2 seeds (docs/experiments.md, session 18), as large as some effects
+# v2-all-nhwc - v2-all was +0.8 +- 0.5 points over 2 seeds (session 18), +0.4 +- 0.8 over 3 (session 20): within noise
 LAYOUT_TWINS = {"v2-all": "v2-all-nhwc"}
 
 
