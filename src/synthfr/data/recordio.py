@@ -163,7 +163,8 @@ class RecordIOWriter:
         f, size = self._rec, 0
         while True:
             f.seek(pos + size)
-            magic, lrec = struct.unpack("<II", f.read(8))
+            head = f.read(8)
+            magic, lrec = struct.unpack("<II", head) if len(head) == 8 else (None, 0)
             if magic != MAGIC:
                 raise ValueError(f"no record starts at byte {pos} of {self.rec_path}")
             cflag, length = _decode_lrec(lrec)
