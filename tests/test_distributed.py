@@ -37,10 +37,13 @@ ARGS = ["--backbone", "test_nonorm", "--embedding-size", "16", "--head", "arcfac
         "--device", "cpu", "--input-size", "32"]
 
 
-@pytest.mark.parametrize("sample_rate", [1.0, 0.5])
-def test_torchrun_two_processes_match_one(tmp_path, sample_rate):
-    data = make_toy_dataset(tmp_path / "data", classes=12, per_class=2, size=32)
+@pytest.mark.parametrize("sample_rate, soft_logits", [(1.0, None), (0.5, None), (0.5, "mixed")])
+def test_torchrun_two_processes_match_one(tmp_path, sample_rate, soft_logits):
+    # soft_logits: identity-mixup soft labels (class, next class, 0.7) whose targets may sit on different ranks,
+    # with SynFace's mixed margin logits
+    data = make_toy_dataset(tmp_path / "data", classes=12, per_class=2, size=32, soft_every=2 if soft_logits else 0)
     extra = ["--sample-rate", str(sample_rate), "--virtual-classes", "4"]
+    extra += ["--soft-label-logits", soft_logits] if soft_logits else []
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     env.pop("WORLD_SIZE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",

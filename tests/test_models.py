@@ -127,6 +127,35 @@ def test_soft_labels_change_the_loss():
     assert abs(float(soft.detach()) - float(hard.detach())) > 1e-3
 
 
+def test_mixed_soft_logits_follow_synface_code():
+    """``soft_logits="mixed"`` is SynFace's released loss (lib/core/functions.py): margin logits mixed as
+    ``ψ(w_a·f(a) + w_b·f(b)) + (1 − ψ)·f(real)``, then ``ψ(w_a·CE_a + w_b·CE_b) + (1 − ψ)·CE_real`` on that one
+    matrix; it differs from per-target margins only where a label is soft and the head has a margin."""
+    torch.manual_seed(0)
+    e, C = torch.randn(5, 8), 9
+    la, lb, lr = torch.tensor([0, 1, 2, 3, 4]), torch.tensor([5, 6, 2, 1, 0]), torch.tensor([7, 8, 7, 8, 7])
+    wa, psi = torch.tensor([0.7, 0.5, 1.0, 0.6, 0.05]), 0.65
+    labels = torch.stack([la, lb, lr], 1)
+    weights = torch.stack([psi * wa, psi * (1 - wa), torch.full_like(wa, 1 - psi)], 1)
+    head = create_head("arcface", s=16.0, m=0.3)
+    mixed = PartialFC(head, 8, C, seed=0, soft_logits="mixed")
+    per_target = PartialFC(create_head("arcface", s=16.0, m=0.3), 8, C, seed=0)
+    cos = F.normalize(e) @ F.normalize(mixed.weight).T
+    f = lambda y: head(cos, y)  # noqa: E731
+    out = psi * (wa[:, None] * f(la) + (1 - wa)[:, None] * f(lb)) + (1 - psi) * f(lr)
+    ce = lambda y: F.cross_entropy(out, y, reduction="none")  # noqa: E731
+    ref = (psi * (wa * ce(la) + (1 - wa) * ce(lb)) + (1 - psi) * ce(lr)).mean()
+    torch.testing.assert_close(mixed(e, labels, weights), ref)
+    assert abs(float(mixed(e, labels, weights).detach() - per_target(e, labels, weights).detach())) > 1e-3
+    # hard labels, and a head without margin: the two are the same loss
+    torch.testing.assert_close(mixed(e, la), per_target(e, la))
+    plain = {m: PartialFC(create_head("arcface", s=16.0, m=0.0), 8, C, seed=0, soft_logits=m)
+             for m in ("mixed", "per-target")}
+    torch.testing.assert_close(plain["mixed"](e, labels, weights), plain["per-target"](e, labels, weights))
+    with pytest.raises(ValueError, match="soft_label_logits must be one of per-target, mixed"):
+        PartialFC(head, 8, C, soft_logits="synface")
+
+
 def test_virtual_classes_enter_the_loss():
     """VIGFace: virtual rows get no samples but are negatives in every softmax and receive gradients."""
     torch.manual_seed(0)

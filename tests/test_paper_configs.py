@@ -71,6 +71,7 @@ def test_config_runs_its_first_step(name, tmp_path):
     assert meta["final_step"] == 1
     ran = meta["config"]
     for key in ("head", "head_kwargs", "lr", "schedule", "milestones", "augment", "domain_mixup_ratio",
+                "soft_label_logits",
                 "momentum", "weight_decay", "warmup_epochs", "epochs"):
         if key in recipe:  # the recipe ran as written
             want = recipe[key]

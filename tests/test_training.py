@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from synthfr.errors import UsageError
 from synthfr.training.config import AugmentConfig, TrainConfig
 from synthfr.training.loop import train
 from synthfr.training.schedule import lr_at
@@ -80,6 +81,12 @@ def test_soft_labels_from_manifest_change_the_loss(tmp_path):
     la, lb = _losses(a), _losses(b)
     assert len(la) == 2 and all(np.isfinite(la))
     assert abs(la[0] - lb[0]) > 1e-3  # same init, same batch: only the soft labels differ
+    # SynFace's mixed margin logits: the run records the choice, and the loss differs from per-target's
+    c = train(_cfg(data, tmp_path / "mixed", epochs=1, soft_label_logits="mixed"))
+    assert json.loads((c / "config.json").read_text())["config"]["soft_label_logits"] == "mixed"
+    assert abs(_losses(c)[0] - la[0]) > 1e-4 and all(np.isfinite(_losses(c)))
+    with pytest.raises(UsageError, match="--soft-label-logits synface: use one of per-target, mixed"):
+        train(_cfg(data, tmp_path / "bad", soft_label_logits="synface"))
 
 
 def test_domain_mixup_mixes_pixels_and_labels(toy, tmp_path):

@@ -11,8 +11,16 @@ when its uniform draw is below ``sample_rate`` (positives are always kept). The 
 depend on how classes are sharded, so 1 and N processes compute the same loss on the same global batch.
 (Insightface instead keeps exactly ``sample_rate × num_local`` centres per rank; the expected count is equal.)
 
-Soft labels: ``forward(emb, labels B×K, weights B×K)`` returns the mean of ``Σ_k weights_k·CE(labels_k)`` (the
-margin applied at each target), as SynFace's identity mixup (K=2) and domain mixup (K=3) need.
+Soft labels: ``forward(emb, labels B×K, weights B×K)`` returns the mean of ``Σ_k weights_k·CE(labels_k)``, as
+SynFace's identity mixup (K=2) and domain mixup (K=3) need. Where the margins go is ``soft_logits``:
+
+* ``"per-target"`` (synthfr's default): each target's cross-entropy sees the logits with *its own* margin, so
+  every target gets the full margin in its own softmax.
+* ``"mixed"`` (SynFace's released code, ``lib/core/functions.py``): the margin logits of the targets are mixed
+  first, ``z = Σ_k w_k·head(cos, label_k) / Σ_k w_k``, and every cross-entropy uses that one ``z`` — a target of
+  weight ``w`` gets the fraction ``w`` of the margin.
+
+Both are the same for hard labels and for a head without margin.
 """
 from __future__ import annotations
 
@@ -23,7 +31,9 @@ from torch import nn
 from synthfr.utils import collectives as D
 from synthfr.utils.seeds import derive_seed
 
-__all__ = ["PartialFC", "shard_range"]
+__all__ = ["PartialFC", "shard_range", "SOFT_LOGITS"]
+
+SOFT_LOGITS = ("per-target", "mixed")
 
 _CHUNK = 65536  # classes per seeded chunk (init and sampling draws); fixed, so results are shard-invariant
 
@@ -56,13 +66,18 @@ class PartialFC(nn.Module):
         num_classes: total number of classes over all ranks (including virtual classes).
         sample_rate: fraction of negative centres used per step (1.0 = all; Partial FC uses 0.1-0.3).
         seed: seeds the centre initialisation (N(0, 0.01)) and the per-step sampling.
+        soft_logits: ``"per-target"`` or ``"mixed"``: where soft labels' margins go (module docstring).
     """
 
     def __init__(self, head: nn.Module, embedding_size: int, num_classes: int, sample_rate: float = 1.0,
-                 seed: int = 0, init_std: float = 0.01, rank: int | None = None, world: int | None = None):
+                 seed: int = 0, init_std: float = 0.01, rank: int | None = None, world: int | None = None,
+                 soft_logits: str = "per-target"):
         super().__init__()
         if not 0.0 < sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
+        if soft_logits not in SOFT_LOGITS:
+            raise ValueError(f"soft_label_logits must be one of {', '.join(SOFT_LOGITS)}, got {soft_logits!r}")
+        self.soft_logits = soft_logits
         self.head = head
         self.embedding_size = embedding_size
         self.num_classes = num_classes
@@ -146,11 +161,15 @@ class PartialFC(nn.Module):
 
         norms = emb.float().norm(dim=1, keepdim=True)
         cos = F.linear(F.normalize(emb), F.normalize(weight.to(emb.dtype))).float().clamp(-1, 1)
+        logits = [self.head(cos, loc[:, k], norms, update=(j == 0)) for j, k in enumerate(used)]
+        if self.soft_logits == "mixed" and len(used) > 1:
+            # SynFace: one logit matrix, each target's margin scaled by its weight (rows of zero weight: plain)
+            w = weights[:, used]
+            w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
+            logits = [sum(w[:, j, None] * z for j, z in enumerate(logits))] * len(used)
         loss = 0.0
-        for j, k in enumerate(used):
-            lk = loc[:, k]
-            ce = self._ce(self.head(cos, lk, norms, update=(j == 0)), lk)
-            loss = loss + weights[:, k] * ce
+        for z, k in zip(logits, used):
+            loss = loss + weights[:, k] * self._ce(z, loc[:, k])
         return loss.mean()
 
     @staticmethod
@@ -177,4 +196,4 @@ class PartialFC(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, local={self.class_start}+{self.num_local}, "
-                f"sample_rate={self.sample_rate}")
+                f"sample_rate={self.sample_rate}, soft_logits={self.soft_logits}")

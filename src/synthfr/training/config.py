@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -74,6 +75,10 @@ class TrainConfig:
     """VIGFace: extra classifier rows that get no samples; exported as ``virtual_identities.npy``."""
     soft_labels: bool = True
     """Use identity-mixup soft labels from the manifest (``soft_label: [id_a, id_b, weight_a]``) when present."""
+    soft_label_logits: str = "per-target"
+    """Where the margins of soft labels (identity and domain mixup) go: ``per-target`` (each target's
+    cross-entropy with its own full margin) or ``mixed`` (SynFace's released code: the targets' margin logits
+    mixed by their weights, then one softmax; ``configs/synface-mixup.yaml``). Same for hard labels."""
     domain_mixup: str | None = None
     """SynFace domain mixup: a small real ImageFolder/.rec; each batch is mixed pixel-wise with a real batch. Its
     classes are appended after the training classes, unless it is one of the ``data`` sources: then the mixed
@@ -149,3 +154,47 @@ class TrainConfig:
         from synthfr.config import to_dict
 
         return to_dict(self)
+
+
+def validate_train_config(cfg: TrainConfig) -> None:
+    """Everything checkable before training starts (so a bad ``--val`` fails now, not after an epoch)."""
+    from synthfr.errors import UsageError
+    from synthfr.models.partial_fc import SOFT_LOGITS
+    from synthfr.utils.device import use_channels_last
+    from synthfr.utils.validate import check_device, check_out_dir, check_range, check_types
+
+    check_types(cfg)
+    if not cfg.data:
+        raise UsageError("no training data: pass --data (an ImageFolder or an insightface .rec)")
+    if not cfg.out:
+        raise UsageError("no run directory: pass --out RUN_DIR")
+    check_out_dir(cfg.out)
+    data = [cfg.data] if isinstance(cfg.data, (str, Path)) else list(cfg.data)  # one source or several
+    for key, path in [*(("--data", d) for d in data), ("--domain-mixup", cfg.domain_mixup)]:
+        if path and not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"{key} {path} not found: pass an ImageFolder (identity/image.jpg) or a .rec")
+    for key, lo in (("batch_size", 1), ("embedding_size", 1), ("input_size", 8), ("log_every", 1)):
+        check_range(f"--{key.replace('_', '-')}", getattr(cfg, key), lo, integer=True)
+    check_range("--lr", cfg.lr, 0.0, lo_open=True)
+    check_range("--sample-rate", cfg.sample_rate, 0.0, 1.0, lo_open=True)
+    check_range("--virtual-classes", cfg.virtual_classes, 0, integer=True)
+    check_range("--workers", cfg.num_workers, 0, integer=True)
+    check_device(cfg.device)
+    if cfg.soft_label_logits not in SOFT_LOGITS:
+        raise UsageError(f"--soft-label-logits {cfg.soft_label_logits}: use one of {', '.join(SOFT_LOGITS)}")
+    use_channels_last(cfg.memory_format, "cpu", name="--memory-format")  # a bad --memory-format fails now
+    for b in cfg.val or []:
+        p = Path(b).expanduser()
+        if not p.exists():
+            raise UsageError(f"--val {b}: no such file; pass an insightface .bin (e.g. ../shared/data/lfw/lfw.bin)")
+        if p.is_file():
+            from synthfr.data.benchmarks import load_bin_raw
+
+            try:
+                load_bin_raw(p)  # read it once now: a corrupt benchmark fails before the first epoch
+            except ValueError as e:
+                from synthfr.errors import InputError
+
+                raise InputError(f"--val {b}: {e}") from None
+        elif not (p / "pairs.txt").is_file():
+            raise UsageError(f"--val {b}: a folder benchmark needs a pairs.txt; pass an insightface .bin")

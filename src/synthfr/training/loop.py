@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from synthfr.utils import collectives as D
-from synthfr.training.config import TrainConfig
+from synthfr.training.config import TrainConfig, validate_train_config
 from synthfr.training.schedule import RealBatchSampler, StepBatchSampler, is_mix_step, lr_at
 from synthfr.training.validation import validate
 from synthfr.utils.run_dir import CsvLog, save_safetensors, truncate_csv, write_config
@@ -61,46 +61,6 @@ def _channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     from synthfr.utils.device import use_channels_last
 
     return use_channels_last(cfg.memory_format, device, name="--memory-format")
-
-
-def validate_train_config(cfg: TrainConfig) -> None:
-    """Everything checkable before training starts (so a bad ``--val`` fails now, not after an epoch)."""
-    from synthfr.errors import UsageError
-    from synthfr.utils.validate import check_device, check_out_dir, check_range, check_types
-
-    check_types(cfg)
-    if not cfg.data:
-        raise UsageError("no training data: pass --data (an ImageFolder or an insightface .rec)")
-    if not cfg.out:
-        raise UsageError("no run directory: pass --out RUN_DIR")
-    check_out_dir(cfg.out)
-    data = [cfg.data] if isinstance(cfg.data, (str, Path)) else list(cfg.data)  # one source or several
-    for key, path in [*(("--data", d) for d in data), ("--domain-mixup", cfg.domain_mixup)]:
-        if path and not Path(path).expanduser().exists():
-            raise FileNotFoundError(f"{key} {path} not found: pass an ImageFolder (identity/image.jpg) or a .rec")
-    for key, lo in (("batch_size", 1), ("embedding_size", 1), ("input_size", 8), ("log_every", 1)):
-        check_range(f"--{key.replace('_', '-')}", getattr(cfg, key), lo, integer=True)
-    check_range("--lr", cfg.lr, 0.0, lo_open=True)
-    check_range("--sample-rate", cfg.sample_rate, 0.0, 1.0, lo_open=True)
-    check_range("--virtual-classes", cfg.virtual_classes, 0, integer=True)
-    check_range("--workers", cfg.num_workers, 0, integer=True)
-    check_device(cfg.device)
-    _channels_last(cfg, torch.device("cpu"))  # a bad --memory-format fails now
-    for b in cfg.val or []:
-        p = Path(b).expanduser()
-        if not p.exists():
-            raise UsageError(f"--val {b}: no such file; pass an insightface .bin (e.g. ../shared/data/lfw/lfw.bin)")
-        if p.is_file():
-            from synthfr.data.benchmarks import load_bin_raw
-
-            try:
-                load_bin_raw(p)  # read it once now: a corrupt benchmark fails before the first epoch
-            except ValueError as e:
-                from synthfr.errors import InputError
-
-                raise InputError(f"--val {b}: {e}") from None
-        elif not (p / "pairs.txt").is_file():
-            raise UsageError(f"--val {b}: a folder benchmark needs a pairs.txt; pass an insightface .bin")
 
 
 _STOP: dict[str, int] = {"signal": 0}
@@ -209,7 +169,8 @@ def _train(cfg: TrainConfig) -> Path:
     fmt = torch.channels_last if _channels_last(cfg, device) else torch.contiguous_format
     backbone.to(memory_format=fmt)  # 4-D weights only; checkpoints are saved contiguous whatever the layout
     head = create_head(cfg.head, **cfg.head_kwargs)
-    pfc = PartialFC(head, cfg.embedding_size, num_classes, cfg.sample_rate, seed=cfg.seed).to(device)
+    pfc = PartialFC(head, cfg.embedding_size, num_classes, cfg.sample_rate, seed=cfg.seed,
+                    soft_logits=cfg.soft_label_logits).to(device)
     model = backbone
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
