@@ -129,6 +129,12 @@ def _arms() -> list[Arm]:
                                       ("im-full", "mixup", "phi in {0, 0.05, ..., 1} (SynFace's released generator)"))]
     a += samplers + mixups
     a += [v2(x) for x in width + tails + samplers + mixups]  # v2-all (q4) is the 300 x 20 of every v2 question
+    # SynFace's released loss (the targets' margin logits mixed by weight, one softmax: --soft-label-logits mixed)
+    # against synthfr's per-target margins, on the same sets: does the formulation change q2's and q6's answers?
+    by = {x.name: x for x in a}
+    mx = {"train.config.soft_label_logits": "mixed"}
+    a += [Arm(f"{n}-mx", by[n].question, f"{by[n].what}; SynFace's mixed margin logits", sets={**by[n].sets, **mx},
+              needs=by[n].needs, same_data=by[n].same_data or n) for n in ("v2-dm-real100", "v2-im-full")]
     a += [Arm("judge-dlib", "q7", "pretrained dlib ResNet (the generator's space), no training", kind="embedder",
               data="dlib-torch"),
           Arm("judge-sface", "q7", "pretrained SFace (the judge), no training", kind="embedder", data="sface")]
@@ -155,6 +161,8 @@ PAIRS["q2"] += [("v2-dm-real50", "real-rest"), ("v2-dm-real50", "dm-real50"), ("
 PAIRS["q4"] = [("v2-pose", "v2-none"), ("v2-illumination", "v2-none"), ("v2-expression", "v2-none"),
                ("v2-all", "v2-none"), ("v2-all", "w300x20"), ("v2-all", "real-rest"), ("v2-all-nhwc", "v2-all")]
 PAIRS["q7"] = []
+PAIRS["q2"] += [("v2-dm-real100-mx", "v2-dm-real100"), ("v2-dm-real100-mx", "v2-cat-real100")]
+PAIRS["q6"] += [("v2-im-full-mx", "v2-im-full"), ("v2-im-full-mx", "v2-all")]
 # an arm trained in the other layout than B is compared with B's same-layout twin, when there is one: v2-all (and the
 # arms run before session 16) trained NCHW, later arms NHWC; the maths is the same but rounding differs, and
 # v2-all-nhwc - v2-all was +0.8 +- 0.5 points over 2 seeds (session 18), +0.4 +- 0.8 over 3 (session 20): within noise

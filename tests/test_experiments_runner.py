@@ -91,6 +91,9 @@ def test_q2_domain_mixup(capsys):
     assert "train.config.domain_mixup" not in _sets(by_out["cat-real100"])
     assert by_out["real50x10"][1] == "train" and by_out["real50x10"][3] == "O/data/celeba-50x10"
     assert by_out["real-rest"][3] == "O/data/celeba-rest" and "w300x20" in by_out
+    mx = _sets(by_out["v2-dm-real100-mx"])
+    assert mx["train.config.soft_label_logits"] == "mixed" and mx["train.config.domain_mixup"] == "O/data/celeba-100x10"
+    assert {k: v for k, v in mx.items() if k != "train.config.soft_label_logits"} == _sets(by_out["v2-dm-real100"])
     evals = [c for c in cmds if c[1] == "eval"]
     assert all(c.count("--benchmark") == 2 and "H.bin" in c for c in evals) and len(evals) == 3
 
@@ -136,8 +139,13 @@ def test_q4_to_q7(capsys):
     _check_valid(q6)
     for gen in ("synthfr-small", "synthfr-v2:vary=pose+expression+illumination+quality"):
         assert sorted(_sets(c).get("generate.variation", "-") for c in q6 if c[1] == "pipeline"
-                      and _sets(c).get("generate.generator", "synthfr-small") == gen) == \
+                      and _sets(c).get("generate.generator", "synthfr-small") == gen
+                      and "train.config.soft_label_logits" not in _sets(c)) == \
             ["-", "mixup", "mixup:phi_max=0.2", "mixup:phi_max=0.5"]
+    # SynFace's mixed margin logits: the same set as v2-im-full (linked from it), only the loss differs
+    mx = [c for c in q6 if c[1] == "pipeline" and _sets(c).get("train.config.soft_label_logits") == "mixed"]
+    assert len(mx) == 1 and "O/v2-im-full-mx/s0" in mx[0] and _sets(mx[0])["generate.variation"] == "mixup"
+    assert A.ARMS["v2-im-full-mx"].same_data == "v2-im-full" and A.ARMS["v2-dm-real100-mx"].same_data == "v2-all"
     q7 = _commands("q7", capsys)
     _check_valid(q7)
     assert q7[0][:2] == ["python", "benchmarks/make_heldout_pairs.py"] and q7[0][q7[0].index("--out") + 1] == "H.bin"
