@@ -329,7 +329,7 @@ class SFaceEmbedder(Embedder, nn.Module):
         # mapped and unmapped on every call, and the page faults cost as much as the arithmetic (measured
         # 34 vs 21 CPU ms/face at chunks of 64 vs 8, docs/benchmarks.md).
         self.cpu_chunk = max(1, int(cpu_chunk))
-        from synthfr.utils.device import resolve_device, use_channels_last
+        from synthfr.utils.device import freeze_for_inference, resolve_device, use_channels_last
 
         self.net = load_sface(path, sha256=sha256, fold_bn=fold_bn)
         self.dim = self.net.dim
@@ -345,12 +345,7 @@ class SFaceEmbedder(Embedder, nn.Module):
         if precision == "auto":
             precision = "bf16" if (self.device.type == "cpu" and native_bf16_cpu()) else "fp32"
         self.precision = precision
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.to(self.device)
-        if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
+        freeze_for_inference(self, self.device, self.channels_last, net=self.net)
 
     def _param_device(self) -> torch.device:
         return self.net.fc.weight.device

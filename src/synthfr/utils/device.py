@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["resolve_device", "use_channels_last", "MEMORY_FORMATS"]
+__all__ = ["resolve_device", "use_channels_last", "freeze_for_inference", "MEMORY_FORMATS"]
 
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
@@ -65,3 +65,16 @@ def use_channels_last(memory_format: str | bool | None, device, name: str = "mem
     if memory_format == "auto":
         return getattr(device, "type", str(device).split(":")[0]) == "cpu"
     return memory_format == "channels_last"
+
+
+def freeze_for_inference(module, device, channels_last: bool, net=None) -> None:
+    """A pretrained network made ready to embed: eval mode, no gradients, moved to ``device``, and the 4-D
+    weights of ``net`` (default: ``module``) in NHWC when ``channels_last``."""
+    import torch
+
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    module.to(device)
+    if channels_last:
+        (module if net is None else net).to(memory_format=torch.channels_last)
