@@ -163,14 +163,13 @@ class PartialFC(nn.Module):
         cos = F.linear(F.normalize(emb), F.normalize(weight.to(emb.dtype))).float().clamp(-1, 1)
         logits = [self.head(cos, loc[:, k], norms, update=(j == 0)) for j, k in enumerate(used)]
         if self.soft_logits == "mixed" and len(used) > 1:
-            # SynFace: one logit matrix, each target's margin scaled by its weight (rows of zero weight: plain)
+            # SynFace: one logit matrix, each target's margin scaled by its weight (rows of zero weight: plain);
+            # its softmax denominator is shared by every target, so it is computed once
             w = weights[:, used]
-            w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
-            logits = [sum(w[:, j, None] * z for j, z in enumerate(logits))] * len(used)
-        loss = 0.0
-        for z, k in zip(logits, used):
-            loss = loss + weights[:, k] * self._ce(z, loc[:, k])
-        return loss.mean()
+            z = sum(wj[:, None] * zj for wj, zj in zip((w / w.sum(1, keepdim=True).clamp_min(1e-12)).T, logits))
+            lse = self._lse(z)
+            return sum(weights[:, k] * (lse - self._target(z, loc[:, k])) for k in used).mean()
+        return sum(weights[:, k] * (self._lse(z) - self._target(z, loc[:, k])) for z, k in zip(logits, used)).mean()
 
     @staticmethod
     def _remap(loc: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -180,19 +179,22 @@ class PartialFC(nn.Module):
         return out
 
     @staticmethod
-    def _ce(logits: torch.Tensor, loc: torch.Tensor) -> torch.Tensor:
-        """Per-row cross-entropy whose softmax runs over the columns of every rank."""
+    def _lse(logits: torch.Tensor) -> torch.Tensor:
+        """Per-row log-sum-exp over the columns of every rank (the cross-entropy's denominator)."""
         mx = logits.detach().max(dim=1).values if logits.shape[1] else torch.full(
             (logits.shape[0],), -1e30, device=logits.device)
         mx = D.all_reduce_max(mx.clone())
         sumexp = torch.exp(logits - mx[:, None]).sum(dim=1)
         sumexp = D.all_reduce_sum_grad(sumexp)
-        has = loc >= 0
+        return torch.log(sumexp) + mx
+
+    @staticmethod
+    def _target(logits: torch.Tensor, loc: torch.Tensor) -> torch.Tensor:
+        """Per-row logit of the target column, from whichever rank holds it (``loc`` −1 elsewhere)."""
         tgt = torch.zeros(logits.shape[0], dtype=logits.dtype, device=logits.device)
-        rows = torch.nonzero(has, as_tuple=False).reshape(-1)
+        rows = torch.nonzero(loc >= 0, as_tuple=False).reshape(-1)
         tgt = tgt.index_put((rows,), logits[rows, loc[rows]])
-        tgt = D.all_reduce_sum_grad(tgt)
-        return torch.log(sumexp) + mx - tgt
+        return D.all_reduce_sum_grad(tgt)
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, local={self.class_start}+{self.num_local}, "
