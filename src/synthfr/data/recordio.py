@@ -160,17 +160,11 @@ class RecordIOWriter:
 
     def _framed_size_at(self, pos: int) -> int:
         """Bytes of the (possibly split) record whose first part starts at ``pos``."""
-        f, size = self._rec, 0
-        while True:
-            f.seek(pos + size)
-            head = f.read(8)
-            magic, lrec = struct.unpack("<II", head) if len(head) == 8 else (None, 0)
-            if magic != MAGIC:
-                raise ValueError(f"no record starts at byte {pos} of {self.rec_path}")
-            cflag, length = _decode_lrec(lrec)
-            size += 8 + length + (-length) % 4
-            if cflag in (0, 3):
-                return size
+        end = pos
+        for _, _, end in _record_parts(self._rec, pos, self._rec.seek(0, os.SEEK_END), self.rec_path, read=False,
+                                       hint="no record starts there"):
+            pass
+        return end - pos
 
     def _write_record(self, buf: bytes) -> None:
         self._rec.write(_frame(buf))
@@ -217,6 +211,38 @@ class CorruptRecordError(InputError):
     """A record whose length field or framing does not fit the file (named with its byte offset)."""
 
 
+def _record_parts(f, offset: int, limit: int, where: Path, read: bool = True,
+                  hint: str = "the file is corrupt or the .idx is not the one of this .rec"
+                  ) -> Iterator[tuple[int, bytes | None, int]]:
+    """The one walker of the (possibly split) record whose first part starts at byte ``offset`` of the open file
+    ``f``: yields ``(cflag, data, end)`` per part (``data`` is None unless ``read``; ``end`` is the byte after the
+    part's padding). Every part's magic and length field are checked; no part may end past ``limit`` (the next
+    record's offset or the file's end), so a corrupt length never swallows the rest of the file."""
+    pos = offset
+    while True:
+        f.seek(pos)
+        head = f.read(8)
+        if len(head) < 8:
+            raise CorruptRecordError(f"{where}: truncated record at byte {offset}")
+        magic, lrec = struct.unpack("<II", head)
+        if magic != MAGIC:
+            raise CorruptRecordError(f"{where}: bad magic at byte {pos}; {hint}")
+        cflag, length = _decode_lrec(lrec)
+        end = pos + 8 + length + (-length) % 4
+        if end > limit:
+            raise CorruptRecordError(f"{where}: the record at byte {offset} claims {length} bytes, past byte {limit} "
+                                     "(the next record or the end of the file); its length field is corrupt")
+        data = None
+        if read:
+            data = f.read(length)
+            if len(data) < length:
+                raise CorruptRecordError(f"{where}: truncated record at byte {offset}")
+        yield cflag, data, end
+        if cflag in (0, 3):
+            return
+        pos = end
+
+
 class RecordIOReader:
     """Random-access reader of a ``.rec``/``.idx`` pair (without ``.idx``, the file is scanned once).
 
@@ -258,30 +284,15 @@ class RecordIOReader:
         self._pid = None
 
     def _scan(self) -> Iterator[int]:
+        """Offsets of every record, walking the file from its start (no ``.idx``)."""
         with open(self.rec_path, "rb") as f:
-            while True:
-                pos = f.tell()
-                head = f.read(8)
-                if len(head) < 8:
-                    return
-                magic, lrec = struct.unpack("<II", head)
-                if magic != MAGIC:
-                    raise CorruptRecordError(f"{self.rec_path}: bad magic at byte {pos}; not a RecordIO file, or "
-                                             "corrupt (give its .idx beside it to skip bad records)")
+            size, pos = os.fstat(f.fileno()).st_size, 0
+            while pos + 8 <= size:
                 yield pos
-                size = os.fstat(f.fileno()).st_size
-                while True:
-                    cflag, length = _decode_lrec(lrec)
-                    if f.tell() + length > size:
-                        raise CorruptRecordError(f"{self.rec_path}: the record at byte {pos} claims {length} bytes, "
-                                                 f"past the end of the file ({size} bytes); the file is corrupt")
-                    f.seek(length + ((-length) % 4), os.SEEK_CUR)
-                    if cflag in (0, 3):
-                        break
-                    head = f.read(8)
-                    if len(head) < 8:
-                        raise CorruptRecordError(f"{self.rec_path}: truncated multi-part record at byte {pos}")
-                    magic, lrec = struct.unpack("<II", head)
+                for _, _, pos in _record_parts(f, pos, size, self.rec_path, read=False,
+                                               hint="not a RecordIO file, or corrupt (give its .idx beside it to "
+                                                    "skip bad records)"):
+                    pass
 
     def _file(self):
         if self._fh is None or self._pid != os.getpid():
@@ -307,43 +318,19 @@ class RecordIOReader:
         Every length field is checked against the file size and the next record's offset in the index;
         a record that does not fit raises :class:`CorruptRecordError` (an ``InputError``/``ValueError``)."""
         f = self._file()
-        f.seek(offset)
-        limit = self._extent.get(offset, getattr(self, "size", None) or os.fstat(f.fileno()).st_size)
+        limit = self._extent.get(offset, self.size)
         parts: list[bytes] = []
-        while True:
-            pos = f.tell()
-            head = f.read(8)
-            if len(head) < 8:
-                raise CorruptRecordError(f"{self.rec_path}: truncated record at byte {offset}")
-            magic, lrec = struct.unpack("<II", head)
-            if magic != MAGIC:
-                raise CorruptRecordError(f"{self.rec_path}: bad magic at byte {pos}; the file is corrupt or the "
-                                         ".idx is not the one of this .rec")
-            cflag, length = _decode_lrec(lrec)
-            pad = (-length) % 4
-            end = pos + 8 + length + pad
-            if end > limit:
-                raise CorruptRecordError(f"{self.rec_path}: the record at byte {offset} claims {length} bytes, past "
-                                         f"{'the next record' if limit < self.size else 'the end of the file'} "
-                                         f"(byte {limit}); its length field is corrupt")
-            data = f.read(length)
-            if len(data) < length:
-                raise CorruptRecordError(f"{self.rec_path}: truncated record at byte {offset}")
-            if pad:
-                f.seek(pad, os.SEEK_CUR)
-            if cflag in (0, 3) and end != limit:  # a shortened length: the next bytes must start a record
-                f.seek(end)
-                nxt = f.read(4)
-                if len(nxt) == 4 and struct.unpack("<I", nxt)[0] != MAGIC:
-                    raise CorruptRecordError(f"{self.rec_path}: the record at byte {offset} ends at byte {end}, "
-                                             "where no record starts; its length field is corrupt")
-            if cflag == 0:
-                return data
-            if cflag != 1:
-                parts.append(_MAGIC_BYTES)
+        for cflag, data, end in _record_parts(f, offset, limit, self.rec_path):
+            if cflag in (2, 3):
+                parts.append(_MAGIC_BYTES)  # the magic number the writer split the payload at
             parts.append(data)
-            if cflag == 3:
-                return b"".join(parts)
+        if end != limit:  # a shortened length field: the next bytes must start a record
+            f.seek(end)
+            nxt = f.read(4)
+            if len(nxt) == 4 and struct.unpack("<I", nxt)[0] != MAGIC:
+                raise CorruptRecordError(f"{self.rec_path}: the record at byte {offset} ends at byte {end}, "
+                                         "where no record starts; its length field is corrupt")
+        return b"".join(parts)
 
     def read_raw(self, key: int) -> bytes:
         try:
