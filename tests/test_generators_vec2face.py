@@ -132,6 +132,10 @@ def test_arcface_r100_embedder_loads_the_released_layout(vec2face_with_arcface, 
     with torch.no_grad():
         ref = torch.nn.functional.normalize(net((x - 0.5) / 0.5), dim=1).numpy()  # insightface's preprocessing
     np.testing.assert_allclose(emb.embed(imgs), ref, atol=1e-5)
+    assert emb.fmt == torch.channels_last  # "auto" on CPU; NCHW gives the same embeddings
+    nchw = create_embedder("arcface-r100-glint360k", weights=str(root), device="cpu", memory_format="contiguous")
+    assert nchw.fmt == torch.contiguous_format and not any(p.requires_grad for p in nchw.parameters())
+    np.testing.assert_allclose(nchw.embed(imgs), ref, atol=1e-5)
     with pytest.raises(ValueError, match="weights=DIR"):
         create_embedder("arcface-r100-glint360k")
 

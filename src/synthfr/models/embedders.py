@@ -56,6 +56,17 @@ def find_run_files(path: str | Path) -> tuple[Path, Path]:
     raise FileNotFoundError(f"no config.json found above {weights}: it records which backbone the weights are for")
 
 
+def _freeze(model: torch.nn.Module, device: str | None, memory_format: str) -> tuple[torch.device, torch.memory_format]:
+    """``model`` frozen for inference on the resolved device, in the layout ``memory_format`` resolves to there;
+    returns ``(device, layout)`` (the layout the inputs are put in before the network)."""
+    from synthfr.utils.device import freeze_for_inference, resolve_device, use_channels_last
+
+    dev = resolve_device(device)
+    nhwc = use_channels_last(memory_format, dev)
+    freeze_for_inference(model, dev, nhwc)
+    return dev, torch.channels_last if nhwc else torch.contiguous_format
+
+
 @REGISTRY.register("checkpoint")
 class CheckpointEmbedder(torch.nn.Module, Embedder):
     """A backbone trained by ``synthfr train`` (pass ``path=RUN_DIR``); differentiable.
@@ -71,24 +82,17 @@ class CheckpointEmbedder(torch.nn.Module, Embedder):
         super().__init__()
         from safetensors.torch import load_file
 
-        from synthfr.utils.device import resolve_device, use_channels_last
-
         cfg_path, weights = find_run_files(path)
         meta: dict[str, Any] = json.loads(cfg_path.read_text())
-        self.device = resolve_device(device)
         self.model = create_backbone(meta["backbone"], **meta.get("backbone_kwargs", {}))
         self.model.load_state_dict(load_file(str(weights)))
-        self.model.eval().to(self.device)
         # NHWC on CPU under "auto" (as `synthfr train` trains): ~1.25x faster LFW evaluation, same maths
-        self.fmt = torch.channels_last if use_channels_last(memory_format, self.device) else torch.contiguous_format
-        self.model.to(memory_format=self.fmt)
+        self.device, self.fmt = _freeze(self.model, device, memory_format)
         self.input_size = int(meta.get("input", {}).get("size", 112))
         self.dim = int(meta.get("embedding_size", getattr(self.model, "embedding_size", 512)))
         self.name = f"checkpoint:{Path(path).name}"
         self.flip = bool(flip)
         self.meta = meta
-        for p in self.model.parameters():
-            p.requires_grad_(False)
 
     def train(self, mode: bool = True):
         """The backbone always stays in eval mode (BatchNorm running statistics)."""
@@ -157,14 +161,15 @@ def iresnet_from_state_dict(sd: dict[str, torch.Tensor]) -> torch.nn.Module:
 
 @REGISTRY.register("arcface-r100-glint360k")
 class ArcFaceR100(torch.nn.Module, Embedder):
-    """ArcFace iResNet-100 (Glint360K) released with Vec2Face (``weights=VEC2FACE_DIR``); differentiable."""
+    """ArcFace iResNet-100 (Glint360K) released with Vec2Face (``weights=VEC2FACE_DIR``); differentiable.
+
+    ``memory_format`` as for ``checkpoint``: ``auto`` runs NHWC on CPU, NCHW elsewhere."""
 
     differentiable = True
 
-    def __init__(self, weights: str | Path | None = None, device: str | None = "auto", flip: bool = False):
+    def __init__(self, weights: str | Path | None = None, device: str | None = "auto", flip: bool = False,
+                 memory_format: str = "auto"):
         super().__init__()
-        from synthfr.utils.device import resolve_device
-
         path = find_arcface_weights(weights)
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -176,10 +181,7 @@ class ArcFaceR100(torch.nn.Module, Embedder):
             sd = sd["state_dict"]
         sd = {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
         self.model = iresnet_from_state_dict(sd)
-        self.device = resolve_device(device)
-        self.model.eval().to(self.device)
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        self.device, self.fmt = _freeze(self.model, device, memory_format)
         self.dim = int(self.model.embedding_size)
         self.input_size = int(getattr(self.model, "input_side", 112))
         self.name = "arcface-r100-glint360k"
@@ -198,7 +200,7 @@ class ArcFaceR100(torch.nn.Module, Embedder):
         side = self.input_size
         if x.shape[-1] != side:
             x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-        return self.model(x).float()
+        return self.model(x.contiguous(memory_format=self.fmt)).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``N×3×112×112`` float in [0, 1] -> unit ``N×D`` (differentiable w.r.t. ``x``)."""
