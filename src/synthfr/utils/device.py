@@ -51,8 +51,8 @@ def use_channels_last(memory_format: str | bool | None, device, name: str = "mem
     ``memory_format``: ``"auto"`` (or ``None``) = NHWC on CPU, NCHW elsewhere; ``"channels_last"`` (or ``True``)
     and ``"contiguous"`` (or ``False``) force a layout. oneDNN's NHWC kernels, depthwise convolutions above all,
     beat NCHW on CPU (docs/benchmarks.md: FR training 1.32x, checkpoint evaluation ~1.25x, arcface-r100 1.16x,
-    SFace and dlib-torch embedders); GPUs keep NCHW under ``auto`` because nothing here measured them. The maths is the same up to
-    float rounding whichever layout runs.
+    SFace and dlib-torch embedders); GPUs keep NCHW under ``auto`` because nothing here measured them. The maths
+    is the same up to float rounding whichever layout runs.
     """
     if isinstance(memory_format, bool):
         return memory_format
