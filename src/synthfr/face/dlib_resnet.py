@@ -199,14 +199,12 @@ class DlibTorchEmbedder(Embedder, nn.Module):
     def __init__(self, device: str | None = "auto", weights: str | None = None, fold_affine: bool = True,
                  channels_last: bool | str | None = None):
         nn.Module.__init__(self)
-        from synthfr.utils.device import freeze_for_inference, resolve_device, use_channels_last
+        from synthfr.utils.device import freeze_for_inference
 
         self.net = load_dlib_resnet(weights, fold_affine=fold_affine)
         self.dim = self.net.dim
         self.register_buffer("grid", chip_grid(112, self.net.chip_size), persistent=False)
-        self.device = resolve_device(device)
-        self.channels_last = use_channels_last(channels_last, self.device)
-        freeze_for_inference(self, self.device, self.channels_last, net=self.net)
+        self.device, self.channels_last = freeze_for_inference(self, device, channels_last, net=self.net)
 
     def chips(self, x: torch.Tensor) -> torch.Tensor:
         """The dlib-normalised 150×150 chips of a [0, 1] batch of aligned faces."""

@@ -329,12 +329,11 @@ class SFaceEmbedder(Embedder, nn.Module):
         # mapped and unmapped on every call, and the page faults cost as much as the arithmetic (measured
         # 34 vs 21 CPU ms/face at chunks of 64 vs 8, docs/benchmarks.md).
         self.cpu_chunk = max(1, int(cpu_chunk))
-        from synthfr.utils.device import freeze_for_inference, resolve_device, use_channels_last
+        from synthfr.utils.device import freeze_for_inference
 
         self.net = load_sface(path, sha256=sha256, fold_bn=fold_bn)
         self.dim = self.net.dim
-        self.device = resolve_device(device)
-        self.channels_last = use_channels_last(channels_last, self.device)
+        self.device, self.channels_last = freeze_for_inference(self, device, channels_last, net=self.net)
         # precision of the convolution body: "fp32" is OpenCV's arithmetic up to rounding (min cosine 0.9999999
         # on the LFW raw sample); "bf16" rounds activations and weights to bfloat16 inside the 27 convolutions
         # only (input mapping and fc head stay float32): min cosine 0.9998 to OpenCV on the same faces, LFW
@@ -345,7 +344,6 @@ class SFaceEmbedder(Embedder, nn.Module):
         if precision == "auto":
             precision = "bf16" if (self.device.type == "cpu" and native_bf16_cpu()) else "fp32"
         self.precision = precision
-        freeze_for_inference(self, self.device, self.channels_last, net=self.net)
 
     def _param_device(self) -> torch.device:
         return self.net.fc.weight.device

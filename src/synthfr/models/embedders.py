@@ -59,11 +59,9 @@ def find_run_files(path: str | Path) -> tuple[Path, Path]:
 def _freeze(model: torch.nn.Module, device: str | None, memory_format: str) -> tuple[torch.device, torch.memory_format]:
     """``model`` frozen for inference on the resolved device, in the layout ``memory_format`` resolves to there;
     returns ``(device, layout)`` (the layout the inputs are put in before the network)."""
-    from synthfr.utils.device import freeze_for_inference, resolve_device, use_channels_last
+    from synthfr.utils.device import freeze_for_inference
 
-    dev = resolve_device(device)
-    nhwc = use_channels_last(memory_format, dev)
-    freeze_for_inference(model, dev, nhwc)
+    dev, nhwc = freeze_for_inference(model, device, memory_format)
     return dev, torch.channels_last if nhwc else torch.contiguous_format
 
 

@@ -67,14 +67,19 @@ def use_channels_last(memory_format: str | bool | None, device, name: str = "mem
     return memory_format == "channels_last"
 
 
-def freeze_for_inference(module, device, channels_last: bool, net=None) -> None:
-    """A pretrained network made ready to embed: eval mode, no gradients, moved to ``device``, and the 4-D
-    weights of ``net`` (default: ``module``) in NHWC when ``channels_last``."""
+def freeze_for_inference(module, device, memory_format: str | bool | None = "auto", net=None):
+    """A pretrained network made ready to embed: eval mode, no gradients, moved to the device ``device``
+    resolves to (:func:`resolve_device`), and the 4-D weights of ``net`` (default: ``module``) in NHWC when
+    ``memory_format`` asks for it there (:func:`use_channels_last`). Returns ``(device, channels_last)``: the
+    resolved device and whether inputs should be put in NHWC before the network."""
     import torch
 
+    dev = resolve_device(device)
+    nhwc = use_channels_last(memory_format, dev)
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
-    module.to(device)
-    if channels_last:
+    module.to(dev)
+    if nhwc:
         (module if net is None else net).to(memory_format=torch.channels_last)
+    return dev, nhwc
