@@ -43,9 +43,10 @@ def arm_commands(arm: Arm, seed: int, a: argparse.Namespace) -> list[list[str]]:
     if arm.kind == "embedder":
         return [exe + ["eval", "--embedder", arm.data, *(x for b in bench for x in ("--benchmark", b)), "--json",
                        f"{arm_dir(out, arm.name, None)}/eval.json", "--device", "cpu", "--quiet"]]
+    layout = getattr(a, "memory_format", None)
     if arm.kind == "train":
         return [exe + ["train", "--data", arm.data.replace("{O}", out), "--out", f"{d}/run", *TRAIN_FLAGS, "--epochs",
-                       str(a.epochs), "--seed", str(seed)],
+                       str(a.epochs), "--seed", str(seed), *(["--memory-format", layout] if layout else [])],
                 exe + ["eval", "--checkpoint", f"{d}/run", *(x for b in bench for x in ("--benchmark", b)), "--json",
                        f"{d}/eval.json", "--device", "cpu", "--quiet"]]
     sets = {"evaluate.benchmarks": f"[{', '.join(bench)}]", "train.config.seed": seed}
@@ -54,6 +55,8 @@ def arm_commands(arm: Arm, seed: int, a: argparse.Namespace) -> list[list[str]]:
     # the dataset does not depend on the training seed: its quality (dlib-torch and SFace side by side) is
     # measured once per training set by quality_command, not by the pipeline's stage
     sets["quality.enabled"] = "false"
+    if layout:  # before the arm's own settings: an arm that fixes the layout (v2-all-nhwc) keeps it
+        sets["train.config.memory_format"] = layout
     sets.update({k: str(v).replace("{O}", out) for k, v in arm.sets.items()})
     cmd = exe + ["pipeline", CONFIG, "--out", d, "--json", f"{d}/pipeline.json"]
     for k, v in sets.items():
@@ -277,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arm", nargs="+", help="only these arms of the question")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="training seeds (default 0 1 2)")
     ap.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs of every arm (default 8)")
+    ap.add_argument("--memory-format", choices=["auto", "channels_last", "contiguous"],
+                    help="the backbone's training layout (default: the recipe's, auto = channels_last on CPU). "
+                         "contiguous re-creates bit for bit the arm-seeds trained before the layout switch of "
+                         "session 16, whose archived config.json records no memory_format (docs/experiments.md)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     ap.add_argument("--exe", default=None, help="how to call synthfr (default: this python -m synthfr.cli)")
     ap.add_argument("--question", help="summary/cost: only this question")

@@ -77,6 +77,21 @@ def test_q1_width_vs_depth(capsys):
     assert all(c[2].endswith("/generate/dataset/images") for c in judges)  # quality reads the identity tree
 
 
+def test_memory_format_reaches_every_training_command(capsys):
+    """--memory-format contiguous (how the arms trained before session 16's layout switch are re-created bit for
+    bit) goes into train commands as a flag and into pipelines as a setting; an arm that fixes its layout keeps it."""
+    cmds = _commands("q2", capsys, "--memory-format", "contiguous")
+    _check_valid(cmds)
+    trains = [c for c in cmds if c[1] == "train"]
+    assert trains and all(c[c.index("--memory-format") + 1] == "contiguous" for c in trains)
+    pipes = [c for c in cmds if c[1] == "pipeline"]
+    assert pipes and all(_sets(c)["train.config.memory_format"] == "contiguous" for c in pipes)
+    nhwc = _commands("q4", capsys, "--memory-format", "contiguous", "--arm", "v2-all-nhwc")
+    assert {_sets(c)["train.config.memory_format"] for c in nhwc if c[1] == "pipeline"} == {"channels_last"}
+    plain = _commands("q2", capsys)  # without the flag: the recipe's own layout, nothing added
+    assert not any("--memory-format" in c or "train.config.memory_format" in _sets(c) for c in plain)
+
+
 def test_q2_domain_mixup(capsys):
     cmds = _commands("q2", capsys, "--seeds", "0")
     _check_valid(cmds)
