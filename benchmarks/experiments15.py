@@ -11,6 +11,7 @@ question's shared inputs (real CelebA subsets, the long-tail pool) are made firs
     python $A q1 --out $O --lfw $L --heldout $H --celeba $C --dry-run    # print a question's commands
     flock /work/cache/cpu.lock nice -n 5 taskset -c 1 python $A q1 --out $O --lfw $L --heldout $H --celeba $C
     python $A q2 ... --arm real50x10 --seeds 0                           # one arm, one seed
+    python $A q2 ... --arm real50x10 --seeds 0 --memory-format contiguous  # as trained before session 16 (NCHW)
     python $A cost                                                       # estimated CPU minutes per arm
     python $A summary --out $O                                           # the tables (benchmarks/experiments15_summary.py)
     python $A archive --out $O --to benchmarks/results/issue15            # keep the figures (summary reads either)
