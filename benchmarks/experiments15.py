@@ -44,7 +44,7 @@ def arm_commands(arm: Arm, seed: int, a: argparse.Namespace) -> list[list[str]]:
     if arm.kind == "embedder":
         return [exe + ["eval", "--embedder", arm.data, *(x for b in bench for x in ("--benchmark", b)), "--json",
                        f"{arm_dir(out, arm.name, None)}/eval.json", "--device", "cpu", "--quiet"]]
-    layout = getattr(a, "memory_format", None)
+    layout = a.memory_format
     if arm.kind == "train":
         return [exe + ["train", "--data", arm.data.replace("{O}", out), "--out", f"{d}/run", *TRAIN_FLAGS, "--epochs",
                        str(a.epochs), "--seed", str(seed), *(["--memory-format", layout] if layout else [])],
@@ -227,7 +227,8 @@ def command_tables(questions: list[str]) -> int:
     """Markdown, per question: every arm's command for training seed S (docs/experiments.md, "Every arm's
     command"). O, L, H as in the docs; RECIPE = the train flags; the runner also adds ``--json
     O/ARM/sS/pipeline.json`` and ``--set quality.enabled=false`` to pipelines, and links a finished set first."""
-    a = argparse.Namespace(out="O", lfw="L", heldout="H", exe=["synthfr"], epochs=EPOCHS, dry_run=True)
+    a = argparse.Namespace(out="O", lfw="L", heldout="H", exe=["synthfr"], epochs=EPOCHS, dry_run=True,
+                           memory_format=None)
     seen: dict[str, str] = {}
     recipe = " ".join(TRAIN_FLAGS)
     for q in questions:

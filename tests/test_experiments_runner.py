@@ -364,7 +364,8 @@ def test_seeds_and_shared_sets_reuse_a_finished_dataset(tmp_path, capsys, monkey
                     "epochs: 1, max_steps: 1, num_workers: 0, progress: false}}\n")
     monkeypatch.setattr(E, "CONFIG", str(tiny))
     out = tmp_path / "exp"
-    a = argparse.Namespace(out=str(out), dry_run=False, lfw="L.bin", heldout="H.bin", exe=["synthfr"], epochs=8)
+    a = argparse.Namespace(out=str(out), dry_run=False, lfw="L.bin", heldout="H.bin", exe=["synthfr"], epochs=8,
+                           memory_format=None)
 
     def run(arm: str, seed: int, *extra: str) -> dict:
         for c in E.reuse_commands(A.ARMS[arm], seed, a):
